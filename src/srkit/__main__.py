@@ -1,0 +1,3 @@
+from srkit.cli.app import main
+
+main()

@@ -1,0 +1,106 @@
+"""The `srkit` command: a thin typer shell over the Python API.
+
+Errors: bad arguments print one line and exit 2; failures (srkit errors, unreadable files) print one line and
+exit 1; a traceback is shown only with `--verbose`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import click
+import typer
+
+from srkit import __version__
+from srkit.cli import eval as eval_cmd
+
+app = typer.Typer(
+    name="srkit",
+    help="Image super-resolution toolkit: evaluate, upscale, train.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Options that take several values after one flag (`--sets Set5 Set14`); expanded to repeated flags for click.
+MULTI_VALUE_OPTIONS = {"--sets", "--scales", "--metrics"}
+
+_state = {"verbose": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"srkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks on errors."),
+    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """srkit: image super-resolution toolkit."""
+    _state["verbose"] = verbose
+
+
+app.command(
+    "eval",
+    help=eval_cmd.HELP,
+    epilog="Example: srkit eval --model bicubic --data ../shared/datasets --sets Set5 Set14 --scales 2 4",
+)(eval_cmd.eval_command)
+
+
+def expand_multi_value(argv: list[str]) -> list[str]:
+    """`--sets A B --scales 2 3` -> `--sets A --sets B --scales 2 --scales 3`."""
+    out: list[str] = []
+    current: str | None = None
+    for tok in argv:
+        if tok in MULTI_VALUE_OPTIONS:
+            current = tok
+            continue
+        if current is not None and not tok.startswith("-"):
+            out.extend([current, tok])
+            continue
+        if current is not None and tok.startswith("-") and not out[-2:-1] == [current]:
+            out.append(current)  # flag given without a value: let click report it
+        current = None
+        out.append(tok)
+    if current is not None and not out[-2:-1] == [current]:
+        out.append(current)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    from srkit.errors import SrkitError
+
+    args = expand_multi_value(list(sys.argv[1:] if argv is None else argv))
+    verbose = "--verbose" in args or "-v" in args
+    try:
+        app(args=args, prog_name="srkit", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        print("srkit: aborted", file=sys.stderr)
+        sys.exit(130)
+    except click.UsageError as e:
+        cmd = e.ctx.command_path if e.ctx is not None else "srkit"
+        print(f"{cmd}: error: {e.format_message()} (see '{cmd} --help')", file=sys.stderr)
+        sys.exit(2)
+    except click.ClickException as e:
+        print(f"srkit: error: {e.format_message()}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except SrkitError as e:
+        if verbose:
+            raise
+        print(f"srkit: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("srkit: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - last line of defence: one line, no traceback
+        if verbose:
+            raise
+        print(f"srkit: internal error: {type(e).__name__}: {e} (rerun with --verbose for a traceback)", file=sys.stderr)
+        sys.exit(1)

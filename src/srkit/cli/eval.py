@@ -1,0 +1,98 @@
+"""`srkit eval`: PSNR/SSIM of a model on benchmark sets."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+HELP = """Score a model on benchmark sets (PSNR/SSIM on Y, border = scale, MATLAB bicubic LR).
+
+Sets are found as DATA/<Set>/HR/*.png, so Set5, Set14, B100, Urban100, Manga109 or DIV2K-valid all work.
+"""
+
+
+def _data_dir(data: Optional[Path]) -> Path:
+    from srkit.errors import DatasetError
+
+    if data is not None:
+        return data
+    env = os.environ.get("SRKIT_DATA")
+    if env:
+        return Path(env)
+    raise DatasetError("no data folder: pass --data DIR or set SRKIT_DATA")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    from srkit.errors import SrkitError
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise SrkitError(f"cannot write {str(path)!r}: {e.strerror or e}") from None
+
+
+def eval_command(
+    model: str = typer.Option("bicubic", "--model", "-m", help="Model name (bicubic, lanczos, ...) or weights file."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder of benchmark sets [default: $SRKIT_DATA]."),
+    sets: list[str] = typer.Option(["Set5", "Set14", "B100"], "--sets", help="Sets to run (several values allowed)."),
+    scales: list[int] = typer.Option([2, 3, 4], "--scales", help="Scale factors (several values allowed)."),
+    lr_from_disk: bool = typer.Option(False, "--lr-from-disk", help="Read LR_bicubic/X<s>/ instead of making LR."),
+    rgb: bool = typer.Option(False, "--rgb", help="Score RGB instead of the Y channel."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
+    dtype: str = typer.Option("fp32", "--dtype", help="fp32, bf16, fp16 or auto."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write summary and per-image rows as JSON."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image rows as CSV."),
+) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from srkit.data.benchmark import find_set
+    from srkit.errors import ConfigError
+    from srkit.evaluate import evaluate
+
+    bad = [s for s in scales if s < 1]
+    if bad:
+        raise ConfigError(f"scales must be positive integers, got {bad}")
+    root = _data_dir(data)
+    total = sum(len(find_set(root, s).hr_paths()) for s in sets) * len(scales)
+    err = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True,
+    ) as progress:
+        task = progress.add_task(f"eval {model}", total=total)
+
+        def tick(row) -> None:
+            progress.update(task, advance=1, description=f"{row.set} x{row.scale} {row.image}")
+
+        report = evaluate(
+            model, root, sets, scales, lr_from_disk=lr_from_disk, y_channel=not rgb,
+            device=device, dtype=dtype, on_image=tick,
+        )
+    table = Table(title=f"{report.model} — {'RGB' if rgb else 'Y'}, border = scale, LR: {report.lr_source}")
+    for col in ("set", "scale", "PSNR (dB)", "SSIM", "images", "ms / image"):
+        table.add_column(col, justify="right" if col != "set" else "left")
+    for r in report.summary:
+        table.add_row(r.set, f"x{r.scale}", f"{r.scores['psnr']:.4f}", f"{r.scores['ssim']:.4f}", str(r.images),
+                      f"{1000 * r.seconds_per_image:.1f}")
+    Console().print(table)
+    if json_path is not None:
+        _write_atomic(json_path, json.dumps(report.as_dict(), indent=2) + "\n")
+    if csv_path is not None:
+        import csv
+        import io
+
+        buf = io.StringIO()
+        rows = [r.as_dict() for r in report.images]
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["set", "scale", "image"])
+        writer.writeheader()
+        writer.writerows(rows)
+        _write_atomic(csv_path, buf.getvalue())

@@ -273,7 +273,8 @@ def test_contributions_are_cached_and_read_only() -> None:
 def test_float_and_uint8_consistent() -> None:
     x = _rng(7).integers(0, 256, (31, 27, 3), dtype=np.uint8)
     for scale in (0.25, 0.5, 1 / 3, 1.7, 2.0):
-        f = imresize_matlab(x.astype(np.float64), scale)
+        # uint8 in the modern convention is im2double -> imresize -> im2uint8, as MATLAB scripts do it
+        f = imresize_matlab(x.astype(np.float64) / 255, scale) * 255
         u = imresize_matlab(x, scale)
         np.testing.assert_array_equal(u, np.clip(np.floor(f + 0.5), 0, 255).astype(np.uint8))
         # float32 input: float32 output, values close to the float64 computation

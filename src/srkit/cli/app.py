@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from typing import Optional
 
-import click
 import typer
 
 from srkit import __version__
@@ -78,29 +77,32 @@ def main(argv: list[str] | None = None) -> None:
     args = expand_multi_value(list(sys.argv[1:] if argv is None else argv))
     verbose = "--verbose" in args or "-v" in args
     try:
-        app(args=args, prog_name="srkit", standalone_mode=False)
-    except click.exceptions.Exit as e:
+        result = app(args=args, prog_name="srkit", standalone_mode=False)
+    except typer.Exit as e:
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        print("srkit: aborted", file=sys.stderr)
+    except (typer.Abort, KeyboardInterrupt):
+        print("srkit: interrupted", file=sys.stderr)
         sys.exit(130)
-    except click.UsageError as e:
-        cmd = e.ctx.command_path if e.ctx is not None else "srkit"
-        print(f"{cmd}: error: {e.format_message()} (see '{cmd} --help')", file=sys.stderr)
-        sys.exit(2)
-    except click.ClickException as e:
-        print(f"srkit: error: {e.format_message()}", file=sys.stderr)
-        sys.exit(e.exit_code)
     except SrkitError as e:
         if verbose:
             raise
         print(f"srkit: error: {e}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("srkit: interrupted", file=sys.stderr)
-        sys.exit(130)
     except Exception as e:  # noqa: BLE001 - last line of defence: one line, no traceback
+        # typer ships its own copy of click, so its usage errors are recognised by shape, not by class.
+        if hasattr(e, "format_message") and getattr(e, "exit_code", None) == 2:
+            ctx = getattr(e, "ctx", None)
+            if type(e).__name__ == "NoArgsIsHelpError":
+                sys.exit(0)  # typer has printed the help already
+            cmd = ctx.command_path if ctx is not None else "srkit"
+            print(f"{cmd}: error: {e.format_message()} (see '{cmd} --help')", file=sys.stderr)
+            sys.exit(2)
+        if hasattr(e, "format_message") and isinstance(getattr(e, "exit_code", None), int):
+            print(f"srkit: error: {e.format_message()}", file=sys.stderr)
+            sys.exit(e.exit_code)
         if verbose:
             raise
         print(f"srkit: internal error: {type(e).__name__}: {e} (rerun with --verbose for a traceback)", file=sys.stderr)
         sys.exit(1)
+    if isinstance(result, int) and result:
+        sys.exit(result)

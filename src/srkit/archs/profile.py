@@ -1,0 +1,44 @@
+"""Model cost and shape facts for `srkit info` and model cards."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from srkit.archs.probe import count_macs
+from srkit.models import SRModel
+
+
+def macs_per_lr_pixel(model: SRModel, side: int = 32) -> float:
+    """MACs per LR input pixel, counted on a side x side LR input (rounded up to the size multiple).
+
+    Convolutional and windowed-attention models cost the same per pixel at any size (borders aside), so
+    this extrapolates linearly; papers quote the same linear figure at 1280x720 output.
+    """
+    info = model.info
+    m = info.size_multiple
+    side = int(math.ceil(side / m) * m)
+    macs = count_macs(model.module, (1, info.in_channels, side, side))
+    return macs / (side * side)
+
+
+def describe(model: SRModel) -> dict:
+    """A flat dict of the model's facts (JSON-friendly)."""
+    info = model.info
+    params = sum(p.numel() for p in model.module.parameters())
+    per_lr = macs_per_lr_pixel(model)
+    s = info.scale
+    return {
+        "arch": info.arch,
+        "scale": s,
+        "params": params,
+        "macs_per_output_pixel": per_lr / (s * s),
+        "macs_720p_G": per_lr * (1280 * 720) / (s * s) / 1e9,
+        "receptive_field": info.receptive_field,
+        "color_space": info.color_space,
+        "channels": info.in_channels,
+        "input_range": info.input_range,
+        "size_multiple": info.size_multiple,
+        "safe_dtypes": ", ".join(info.safe_dtypes),
+    }

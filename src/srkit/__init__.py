@@ -24,6 +24,8 @@ _LAZY = {
     "SRModel": "srkit.models",
     "ModelInfo": "srkit.models",
     "evaluate": "srkit.evaluate",
+    "deploy": "srkit.deployment",
+    "save_model": "srkit.models",
     "Upscaler": "srkit.infer",
 }
 

@@ -256,7 +256,13 @@ def model_from_state_dict(sd: dict, *, scale: int | None = None, label: str = "s
     tried = []
     for family, detect, convert in DETECTORS:
         tried.append(family)
-        found = detect(sd)
+        candidate = sd
+        if convert is not None:
+            try:
+                candidate = convert(sd)
+            except (KeyError, ValueError, IndexError):
+                continue
+        found = detect(candidate)
         if found is None:
             continue
         arch, found_scale, options = found
@@ -266,7 +272,7 @@ def model_from_state_dict(sd: dict, *, scale: int | None = None, label: str = "s
         if scale is not None and found_scale is not None and scale != found_scale:
             raise ModelLoadError(f"{label}: the weights are {arch} x{found_scale}, but x{scale} was asked for")
         model = build(arch, scale=s, **options)
-        _load_strict(model.module, convert(sd) if convert is not None else sd, label)
+        _load_strict(model.module, candidate, label)
         return model.eval()
     tried.append("spandrel")
     try:

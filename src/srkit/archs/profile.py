@@ -25,14 +25,20 @@ def macs_per_lr_pixel(model: SRModel, side: int = 32) -> float:
 
 def describe(model: SRModel) -> dict:
     """A flat dict of the model's facts (JSON-friendly)."""
+    from srkit.deployment import deploy
+
     info = model.info
     params = sum(p.numel() for p in model.module.parameters())
-    per_lr = macs_per_lr_pixel(model)
+    # Re-parameterised models are costed in their inference form; the training-form size is reported beside it.
+    deployed = deploy(model)
+    params_deployed = sum(p.numel() for p in deployed.module.parameters())
+    per_lr = macs_per_lr_pixel(deployed)
     s = info.scale
     return {
         "arch": info.arch,
         "scale": s,
-        "params": params,
+        "params": params_deployed,
+        "params_training_form": params,
         "macs_per_output_pixel": per_lr / (s * s),
         "macs_720p_G": per_lr * (1280 * 720) / (s * s) / 1e9,
         "receptive_field": info.receptive_field,

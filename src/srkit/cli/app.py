@@ -13,6 +13,7 @@ import typer
 
 from srkit import __version__
 from srkit.cli import eval as eval_cmd
+from srkit.cli import info as info_cmd
 
 app = typer.Typer(
     name="srkit",
@@ -48,6 +49,13 @@ app.command(
     help=eval_cmd.HELP,
     epilog="Example: srkit eval --model bicubic --data ../shared/datasets --sets Set5 Set14 --scales 2 4",
 )(eval_cmd.eval_command)
+
+
+app.command(
+    "info",
+    help=info_cmd.HELP,
+    epilog="Example: srkit info edsr-baseline --scale 4",
+)(info_cmd.info_command)
 
 
 def expand_multi_value(argv: list[str]) -> list[str]:

@@ -41,6 +41,36 @@ def resolve_dtype(policy: str, device: torch.device, model: SRModel) -> str:
     return policy
 
 
+def auto_tile_side(model: SRModel, device: torch.device) -> int:
+    """LR tile side that keeps activations within a memory budget (1/4 of free memory, at most 4 GiB).
+
+    Estimate: the widest layer's channels x 4 bytes x 8 live tensors per LR pixel, times scale^2 for the output
+    end; rounded down to a multiple of 16 and clamped to [64, 2048].
+    """
+    from torch import nn
+
+    width = max([m.out_channels for m in model.module.modules() if isinstance(m, nn.Conv2d)] + [64])
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+    else:
+        free = _available_ram()
+    budget = min(free / 4, 4 * 1024**3)
+    per_px = width * 4 * 8 + 4 * 3 * model.info.scale**2 * 4
+    side = int((budget / per_px) ** 0.5) // 16 * 16
+    return max(64, min(side, 2048))
+
+
+def _available_ram() -> float:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 2.0 * 1024**3
+
+
 @dataclass(frozen=True)
 class Upscaler:
     """Runs an `SRModel` on images.
@@ -50,13 +80,21 @@ class Upscaler:
         device: "cpu", "cuda", "cuda:1", ...
         dtype: "auto" (bf16 autocast where the hardware is fast at it and the model allows it), "fp32", "bf16"
             or "fp16" (autocast).
+        tile: None (whole image), an int (LR tile core side), or "auto" (a side chosen from free memory).
+            Models with a finite receptive field get tiles with that much context and cropped cores, so the
+            result equals the whole-image result; others get tiles blended over `overlap` LR pixels.
+        overlap: blend width for whole-image-receptive-field models (default tile // 8, at least 8).
     """
 
     model: SRModel
     device: str = "cpu"
     dtype: str = "fp32"
+    tile: int | str | None = None
+    overlap: int | None = None
 
     def __post_init__(self) -> None:
+        if not (self.tile is None or self.tile == "auto" or (isinstance(self.tile, int) and self.tile >= 8)):
+            raise ConfigError(f"tile must be None, 'auto' or an integer >= 8, got {self.tile!r}")
         dev = torch.device(self.device)
         self.model.eval().to(dev)
         object.__setattr__(self, "_device", dev)
@@ -76,23 +114,59 @@ class Upscaler:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self._device.type, dtype=_DTYPES[dt])  # type: ignore[attr-defined]
 
-    @torch.inference_mode()
-    def upscale_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) float [0, 1] -> (B, C, sH, sW) float32 (not clipped), on the input's device."""
-        if x.ndim != 4 or not x.is_floating_point():
-            raise ShapeError(f"upscale_tensor expects a float (B, C, H, W) tensor, got {tuple(x.shape)} {x.dtype}")
+    def _run_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """Model on one (B, C, h, w) region: reflect-pad to the size multiple, run, crop to (h, w) x scale."""
         info = self.model.info
         h, w = x.shape[-2:]
         m = info.size_multiple
         ph, pw = (-h) % m, (-w) % m
-        xin = x.to(self._device, torch.float32)  # type: ignore[attr-defined]
         if ph or pw:
             mode = "reflect" if ph < h and pw < w else "replicate"
-            xin = F.pad(xin, (0, pw, 0, ph), mode=mode)
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
         with self._autocast():
-            y = self.model(xin)
-        y = y.float()[..., : h * info.scale, : w * info.scale]
-        return y.to(x.device)
+            y = self.model(x)
+        return y.float()[..., : h * info.scale, : w * info.scale]
+
+    def tile_side(self, x: torch.Tensor) -> int | None:
+        """The LR tile core side used for input `x` (None = whole image)."""
+        if self.tile is None:
+            return None
+        if self.tile == "auto":
+            return auto_tile_side(self.model, self._device)  # type: ignore[attr-defined]
+        return int(self.tile)
+
+    @torch.inference_mode()
+    def upscale_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) float [0, 1] -> (B, C, sH, sW) float32 (not clipped), on the input's device.
+
+        Tiled when `tile` is set and the image is larger than a tile; on out-of-memory the tile side is halved
+        and the image retried (down to 32 px)."""
+        if x.ndim != 4 or not x.is_floating_point():
+            raise ShapeError(f"upscale_tensor expects a float (B, C, H, W) tensor, got {tuple(x.shape)} {x.dtype}")
+        xin = x.to(self._device, torch.float32)  # type: ignore[attr-defined]
+        side = self.tile_side(xin)
+        while True:
+            try:
+                return self._upscale_tiled(xin, side).to(x.device)
+            except torch.OutOfMemoryError:
+                h, w = xin.shape[-2:]
+                side = max(h, w) // 2 if side is None else side // 2
+                if side < 32:
+                    raise
+                if self._device.type == "cuda":  # type: ignore[attr-defined]
+                    torch.cuda.empty_cache()
+
+    def _upscale_tiled(self, x: torch.Tensor, side: int | None) -> torch.Tensor:
+        from srkit.infer.tiling import run_tiled_blend, run_tiled_exact
+
+        h, w = x.shape[-2:]
+        info = self.model.info
+        if side is None or (h <= side and w <= side):
+            return self._run_padded(x)
+        if info.receptive_field is not None:
+            return run_tiled_exact(self._run_padded, x, info.scale, side, info.receptive_field)
+        overlap = self.overlap if self.overlap is not None else max(8, side // 8)
+        return run_tiled_blend(self._run_padded, x, info.scale, side, min(overlap, side // 2))
 
     def upscale(self, image: np.ndarray) -> np.ndarray:
         """Upscale an (H, W) / (H, W, C) image array; returns the same dtype and layout, scaled by `scale`.

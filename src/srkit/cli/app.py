@@ -14,6 +14,8 @@ import typer
 from srkit import __version__
 from srkit.cli import eval as eval_cmd
 from srkit.cli import info as info_cmd
+from srkit.cli import plot as plot_cmd
+from srkit.cli import train as train_cmd
 
 app = typer.Typer(
     name="srkit",
@@ -56,6 +58,21 @@ app.command(
     help=info_cmd.HELP,
     epilog="Example: srkit info edsr-baseline --scale 4",
 )(info_cmd.info_command)
+
+
+app.command(
+    "train",
+    help=train_cmd.HELP,
+    epilog="Example: srkit train configs/tiny-x4.yaml --set train.steps=2000 --out runs/tiny ; "
+    "srkit train --resume runs/tiny",
+)(train_cmd.train_command)
+
+
+app.command(
+    "plot",
+    help=plot_cmd.HELP,
+    epilog="Example: srkit plot runs/tiny -o runs/tiny/curves.png",
+)(plot_cmd.plot_command)
 
 
 def expand_multi_value(argv: list[str]) -> list[str]:

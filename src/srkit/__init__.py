@@ -27,6 +27,7 @@ _LAZY = {
     "deploy": "srkit.deployment",
     "save_model": "srkit.models",
     "Upscaler": "srkit.infer",
+    "upscale": "srkit.infer.api",
 }
 
 __all__ = ["__version__", *_LAZY]

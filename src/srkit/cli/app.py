@@ -13,9 +13,11 @@ import typer
 
 from srkit import __version__
 from srkit.cli import eval as eval_cmd
+from srkit.cli import export as export_cmd
 from srkit.cli import info as info_cmd
 from srkit.cli import plot as plot_cmd
 from srkit.cli import train as train_cmd
+from srkit.cli import upscale as upscale_cmd
 
 app = typer.Typer(
     name="srkit",
@@ -66,6 +68,20 @@ app.command(
     epilog="Example: srkit train configs/tiny-x4.yaml --set train.steps=2000 --out runs/tiny ; "
     "srkit train --resume runs/tiny",
 )(train_cmd.train_command)
+
+
+app.command(
+    "upscale",
+    help=upscale_cmd.HELP,
+    epilog="Example: srkit upscale photos/ -o photos_x4/ --model balanced-x4 ; srkit upscale in.png -o out.png",
+)(upscale_cmd.upscale_command)
+
+
+app.command(
+    "export",
+    help=export_cmd.HELP,
+    epilog="Example: srkit export bicubic --scale 4 -o bicubic_x4.onnx ; srkit export model.safetensors -o m.pt",
+)(export_cmd.export_command)
 
 
 app.command(

@@ -5,11 +5,15 @@ of real image context produces exactly the output the whole image would give the
 cropped and placed side by side: no blending, no seams, tiled == whole image (up to float summation order).
 Where the model sees the whole image (global pooling / attention: r is None), tiles overlap by `overlap` pixels
 and are blended with linear ramps (feathering), which removes visible seams but is not exact.
+
+With ``batch > 1`` tiles whose LR regions have the same shape (all interior tiles; edge tiles come in a few other
+shapes) are concatenated along the batch dimension and run in one call. Each tile's output is what it would be
+alone (convolutions treat batch entries independently), so batched == unbatched up to float summation order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -45,24 +49,57 @@ def plan_tiles(h: int, w: int, tile: int, context: int) -> list[Tile]:
     return tiles
 
 
+def batched(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    regions: Sequence[tuple[int, int, int, int]],
+    batch: int,
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Run `fn` on the LR regions ``(y0, y1, x0, x1)`` of `x`, `batch` same-shaped regions per call.
+
+    Yields ``(region index, output)`` pairs, each output (B, C', h*s, w*s) for the region's (B, C, h, w) input,
+    in groups: regions are grouped by shape in order of first appearance, then chunked by `batch`. At most
+    `batch` outputs are alive at a time (besides what the caller keeps).
+    """
+    b = x.shape[0]
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (y0, y1, x0, x1) in enumerate(regions):
+        groups.setdefault((y1 - y0, x1 - x0), []).append(i)
+    for members in groups.values():
+        for k in range(0, len(members), max(1, batch)):
+            chunk = members[k : k + max(1, batch)]
+            parts = [x[..., regions[i][0] : regions[i][1], regions[i][2] : regions[i][3]] for i in chunk]
+            y = fn(parts[0] if len(parts) == 1 else torch.cat(parts, dim=0))
+            for j, i in enumerate(chunk):
+                yield i, y[j * b : (j + 1) * b]
+
+
 def run_tiled_exact(
-    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: int, tile: int, context: int
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    scale: int,
+    tile: int,
+    context: int,
+    batch: int = 1,
 ) -> torch.Tensor:
     """Tiled == whole-image inference for a model whose receptive field is at most `context` LR pixels.
 
     Args:
-        fn: (B, C, h, w) -> (B, C', h*scale, w*scale) on one tile (handles padding to the size multiple).
+        fn: (B, C, h, w) -> (B, C', h*scale, w*scale) on one tile (handles padding to the size multiple); with
+            `batch` > 1 it gets (n*B, C, h, w), n same-shaped tiles concatenated.
         x: (B, C, H, W) LR input.
         tile: core tile side in LR pixels.
         context: receptive field of the model in LR pixels.
+        batch: at most this many same-shaped tiles per call of `fn`.
 
     Returns:
         (B, C', H*scale, W*scale), assembled from the tiles' cores.
     """
     b, _, h, w = x.shape
+    tiles = plan_tiles(h, w, tile, context)
     out = None
-    for t in plan_tiles(h, w, tile, context):
-        y = fn(x[..., t.y0 : t.y1, t.x0 : t.x1])
+    for i, y in batched(fn, x, [(t.y0, t.y1, t.x0, t.x1) for t in tiles], batch):
+        t = tiles[i]
         if out is None:
             out = y.new_empty((b, y.shape[1], h * scale, w * scale))
         oy, ox = (t.cy0 - t.y0) * scale, (t.cx0 - t.x0) * scale
@@ -84,10 +121,16 @@ def _ramp(n: int, left: int, right: int, device, dtype) -> torch.Tensor:
 
 
 def run_tiled_blend(
-    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: int, tile: int, overlap: int
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    scale: int,
+    tile: int,
+    overlap: int,
+    batch: int = 1,
 ) -> torch.Tensor:
     """Tiles overlapping by `overlap` LR pixels, blended with linear ramps in the overlaps (for models whose
-    receptive field is the whole image, e.g. SwinIR). (B, C, H, W) -> (B, C', H*scale, W*scale)."""
+    receptive field is the whole image, e.g. SwinIR). (B, C, H, W) -> (B, C', H*scale, W*scale); `batch` as in
+    `run_tiled_exact`."""
     b, _, h, w = x.shape
     step = max(tile - overlap, 1)
     ys = list(range(0, max(h - tile, 0) + 1, step))
@@ -96,24 +139,24 @@ def run_tiled_blend(
         ys.append(h - tile)
     if xs[-1] + tile < w:
         xs.append(w - tile)
+    regions = [(y0, min(y0 + tile, h), x0, min(x0 + tile, w)) for y0 in ys for x0 in xs]
     acc = None
     norm = None
-    for y0 in ys:
-        for x0 in xs:
-            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
-            y = fn(x[..., y0:y1, x0:x1]).float()
-            if acc is None:
-                acc = y.new_zeros((b, y.shape[1], h * scale, w * scale))
-                norm = y.new_zeros((1, 1, h * scale, w * scale))
-            # Ramps only on sides that touch another tile, so image borders keep full weight.
-            top = overlap * scale if y0 > 0 else 0
-            bottom = overlap * scale if y1 < h else 0
-            left = overlap * scale if x0 > 0 else 0
-            right = overlap * scale if x1 < w else 0
-            wy = _ramp(y.shape[-2], top, bottom, y.device, y.dtype)
-            wx = _ramp(y.shape[-1], left, right, y.device, y.dtype)
-            wgt = wy[:, None] * wx[None, :]
-            acc[..., y0 * scale : y1 * scale, x0 * scale : x1 * scale] += y * wgt
-            norm[..., y0 * scale : y1 * scale, x0 * scale : x1 * scale] += wgt
+    for i, y in batched(fn, x, regions, batch):
+        y0, y1, x0, x1 = regions[i]
+        y = y.float()
+        if acc is None:
+            acc = y.new_zeros((b, y.shape[1], h * scale, w * scale))
+            norm = y.new_zeros((1, 1, h * scale, w * scale))
+        # Ramps only on sides that touch another tile, so image borders keep full weight.
+        top = overlap * scale if y0 > 0 else 0
+        bottom = overlap * scale if y1 < h else 0
+        left = overlap * scale if x0 > 0 else 0
+        right = overlap * scale if x1 < w else 0
+        wy = _ramp(y.shape[-2], top, bottom, y.device, y.dtype)
+        wx = _ramp(y.shape[-1], left, right, y.device, y.dtype)
+        wgt = wy[:, None] * wx[None, :]
+        acc[..., y0 * scale : y1 * scale, x0 * scale : x1 * scale] += y * wgt
+        norm[..., y0 * scale : y1 * scale, x0 * scale : x1 * scale] += wgt
     assert acc is not None and norm is not None
     return acc / norm

@@ -1,0 +1,361 @@
+"""`srkit upscale`: upscale image files and folders with one shared model.
+
+Policies:
+
+* INPUT is a file, a folder (walked recursively; hidden files and folders, and files whose suffix is not an image
+  suffix, are skipped) or a glob (expanded here when the shell did not, `**` included).
+* `-o OUT` is the output file for a single input file when OUT has a suffix and is not a folder; otherwise it is
+  a folder (created if needed). A folder's images keep their path relative to that folder, a glob's matches their
+  path relative to the glob's fixed leading folders; single files go to the top of OUT. Output names: the
+  input's stem + `--suffix` + `.<--format>` (default: the input's suffix; GIF becomes PNG). Put outputs in their
+  own folder: a folder that is both input and output is read again on the next run.
+* Existing outputs are skipped by default (`--skip-existing`), so rerunning a killed or failed batch finishes
+  exactly what is missing; `--overwrite` replaces them. Writes are atomic (temp file + rename), so no partial file
+  ever exists under a final name; stale temp files (`.<name>.<hex>.tmp`) of an output about to be written are
+  removed first.
+* An output path that is one of the inputs is refused, as are two inputs mapping to the same output.
+* The model is loaded once, when there is something to write, and one Upscaler serves every file.
+* A failing file does not stop the batch: it prints one line `srkit: error: <file>: <reason>` on stderr. The run
+  ends with a summary line (written, skipped, failed, wall time) and exits 1 if any file failed.
+* Animated and multi-page images (APNG, animated WebP/GIF, multi-page TIFF) are refused: extract the frames first.
+* Alpha is kept (JPEG/BMP output of an image with alpha fails: use PNG, WebP or TIFF); gray stays gray; 16-bit
+  stays 16-bit where the format stores it; ICC profile and EXIF are copied, DPI is multiplied by the scale.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+# Same as srkit.infer.api.DEFAULT_MODEL, not imported from there so that `srkit --help` does not load torch.
+DEFAULT_MODEL = "balanced-x4"
+
+# Same as srkit.infer.api.IMAGE_SUFFIXES (see above).
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+
+HELP = """Upscale images: files, folders (recursive, layout kept under OUT) or globs.
+
+Existing outputs are skipped, so a rerun finishes a killed batch; --overwrite replaces them.
+
+ICC, EXIF, alpha, gray and 16-bit survive; DPI is scaled so the printed size stays the same.
+
+Animated and multi-page images are refused: extract the frames first.
+
+A failed file prints one line on stderr; the run ends with a summary and exits 1 if any file failed.
+"""
+
+
+class DType(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class OutFormat(str, Enum):
+    png = "png"
+    jpg = "jpg"
+    webp = "webp"
+    tif = "tif"
+    bmp = "bmp"
+
+
+class Backend(str, Enum):
+    torch = "torch"
+    onnxruntime = "onnxruntime"
+
+
+class AlphaMode(str, Enum):
+    bicubic = "bicubic"
+    model = "model"
+
+
+def parse_tile(value: str) -> int | str | None:
+    """`--tile`: "auto", "none"/"0" (whole image) or an LR tile side >= 8."""
+    v = str(value).strip().lower()
+    if v == "auto":
+        return "auto"
+    if v in ("none", "0"):
+        return None
+    try:
+        side = int(v)
+    except ValueError:
+        raise typer.BadParameter(f"expected 'auto', 'none' or an integer >= 8, got {value!r}") from None
+    if side < 8:
+        raise typer.BadParameter(f"tile side must be >= 8 (or 'auto' / 'none'), got {side}")
+    return side
+
+
+@dataclass
+class Job:
+    """One file to upscale: `src` -> `dst`."""
+
+    src: Path
+    dst: Path
+
+
+def _has_magic(s: str) -> bool:
+    return any(ch in s for ch in "*?[")
+
+
+def _glob_base(pattern: str) -> Path:
+    """The leading folders of a glob that hold no wildcard (`a/b/**/*.png` -> `a/b`)."""
+    parts = Path(pattern).parts
+    fixed = []
+    for p in parts[:-1]:
+        if _has_magic(p):
+            break
+        fixed.append(p)
+    return Path(*fixed) if fixed else Path(".")
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def _walk_images(root: Path, exclude: str | None) -> list[Path]:
+    """Image files under `root`, sorted, skipping hidden entries and the folder `exclude` (the output folder, when
+    it lies inside an input folder: a rerun must not take its own outputs as inputs)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if not _is_hidden(d) and (exclude is None or os.path.realpath(os.path.join(dirpath, d)) != exclude)
+        )
+        for f in sorted(filenames):
+            if not _is_hidden(f) and Path(f).suffix.lower() in IMAGE_SUFFIXES:
+                found.append(Path(dirpath) / f)
+    return found
+
+
+def _out_name(src: Path, fmt: str | None, suffix: str) -> str:
+    ext = src.suffix
+    if fmt is not None:
+        ext = "." + fmt
+    elif ext.lower() == ".gif":
+        ext = ".png"  # GIF is read-only
+    return f"{src.stem}{suffix}{ext}"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def plan_jobs(
+    inputs: list[str], output: str, fmt: str | None, suffix: str
+) -> tuple[list[Job], list[tuple[str, str]], list[str]]:
+    """Expand INPUTs into jobs. `output` is a file for a single input file (unless it is an existing folder, ends
+    with a path separator or has no suffix), else a folder.
+
+    Returns:
+        (jobs, failures as (file, reason), notes). Failures are inputs that do not exist, globs that match
+        nothing, outputs that are inputs and outputs claimed by two inputs.
+    """
+    failures: list[tuple[str, str]] = []
+    notes: list[str] = []
+    # (source, path relative to OUT) for every image found
+    found: list[tuple[Path, Path]] = []
+    out = Path(output)
+    single = (
+        len(inputs) == 1 and Path(inputs[0]).is_file() and not out.is_dir() and not output.endswith(("/", os.sep))
+        and out.suffix != ""
+    )
+    if single:
+        jobs = [Job(Path(inputs[0]), out)]
+    else:
+        if out.exists() and not out.is_dir():
+            raise typer.BadParameter(
+                f"'{out}' is a file; several inputs or a folder need an output folder", param_hint="'-o'"
+            )
+        out_real = os.path.realpath(out)
+        for item in inputs:
+            p = Path(item)
+            if p.exists():
+                if p.is_dir():
+                    images = _walk_images(p, out_real)
+                    if not images:
+                        notes.append(f"no images under '{p}'")
+                    found.extend((f, f.relative_to(p)) for f in images)
+                else:
+                    found.append((p, Path(p.name)))
+                continue
+            if not _has_magic(item):
+                failures.append((item, "no such file or folder"))
+                continue
+            base = _glob_base(item)
+            matches = sorted(glob.glob(item, recursive=True))
+            n = 0
+            for m in map(Path, matches):
+                if m.is_dir():
+                    images = _walk_images(m, out_real)
+                    found.extend((f, f.relative_to(base) if f.is_relative_to(base) else f.relative_to(m))
+                                 for f in images)
+                    n += len(images)
+                elif m.suffix.lower() in IMAGE_SUFFIXES and not _is_hidden(m.name):
+                    if os.path.realpath(m).startswith(out_real + os.sep):
+                        continue  # our own outputs
+                    found.append((m, m.relative_to(base) if m.is_relative_to(base) else Path(m.name)))
+                    n += 1
+            if n == 0:
+                failures.append((item, "no image matches this pattern"))
+        jobs = [Job(src, out / rel.parent / _out_name(src, fmt, suffix)) for src, rel in found]
+    # Refuse outputs that are inputs (of this run) and outputs claimed twice; drop exact duplicates.
+    src_real = {os.path.realpath(j.src) for j in jobs}
+    claimed: dict[str, Path] = {}
+    kept: list[Job] = []
+    for j in jobs:
+        d = os.path.realpath(j.dst)
+        if d in src_real or _same_file(j.src, j.dst):
+            failures.append(
+                (str(j.src), f"output '{j.dst}' is an input file; choose another -o, --suffix or --format")
+            )
+            continue
+        if d in claimed:
+            if os.path.realpath(claimed[d]) != os.path.realpath(j.src):
+                failures.append((str(j.src), f"output '{j.dst}' is also the output of '{claimed[d]}'"))
+            continue
+        claimed[d] = j.src
+        kept.append(j)
+    return kept, failures, notes
+
+
+def remove_stale_temps(dst: Path) -> int:
+    """Remove temp files a killed run left for `dst` (`write_image` names them `.<name>.<12 hex>.tmp`)."""
+    pattern = re.compile(r"\." + re.escape(dst.name[:200]) + r"\.[0-9a-f]{12}\.tmp")
+    n = 0
+    try:
+        entries = list(os.scandir(dst.parent))
+    except OSError:
+        return 0
+    for e in entries:
+        if pattern.fullmatch(e.name) and e.is_file(follow_symlinks=False):
+            try:
+                os.unlink(e.path)
+                n += 1
+            except OSError:
+                pass
+    return n
+
+
+def _reason(exc: BaseException, src: Path) -> str:
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    prefix = f"cannot read '{src}': "
+    if msg.startswith(prefix):  # the file is named once, at the start of the line
+        msg = "cannot read: " + msg[len(prefix):]
+    if not isinstance(exc, Exception) or type(exc).__module__.startswith("srkit"):
+        return msg
+    return f"{type(exc).__name__}: {msg}"
+
+
+def upscale_command(
+    inputs: list[str] = typer.Argument(..., help="Image files, folders or globs.", show_default=False),
+    output: str = typer.Option(..., "--output", "-o", help="Output file (one input file) or folder."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model name or weights file."),
+    scale: Optional[int] = typer.Option(
+        None, "--scale", "-s", min=1, help="Expected scale (checked against the model; picks bicubic & co's)."
+    ),
+    tile: str = typer.Option("auto", "--tile", help="LR tile side, 'auto' (from free memory) or 'none'."),
+    dtype: DType = typer.Option(DType.auto, "--dtype", help="Compute dtype."),
+    tta: bool = typer.Option(False, "--tta", help="8-fold flip/rotate self-ensemble (8x slower)."),
+    format: Optional[OutFormat] = typer.Option(None, "--format", "-f", help="Output format (default: the input's)."),
+    quality: int = typer.Option(
+        95, "--quality", "-q", min=1, max=100, help="JPEG/WebP quality (WebP 100 = lossless)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite/--skip-existing", help="Replace existing outputs, or skip them (default)."
+    ),
+    backend: Backend = typer.Option(Backend.torch, "--backend", help="Inference backend."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
+    alpha: AlphaMode = typer.Option(AlphaMode.bicubic, "--alpha", help="How the alpha channel is upscaled."),
+    suffix: str = typer.Option("", "--suffix", help="Appended to output file names in folder mode, e.g. _x4."),
+) -> None:
+    from rich.console import Console
+
+    t0 = time.perf_counter()
+    tile_v = parse_tile(tile)
+    fmt = format.value if format is not None else None
+    if "/" in suffix or os.sep in suffix:
+        raise typer.BadParameter("must not contain a path separator", param_hint="'--suffix'")
+    jobs, failures, notes = plan_jobs(inputs, output, fmt, suffix)
+
+    err = Console(stderr=True, highlight=False)
+    interactive = err.is_terminal
+
+    def say(line: str) -> None:
+        if interactive:
+            err.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    for n in notes:
+        say(f"srkit: note: {n}")
+    for f, reason in failures:
+        say(f"srkit: error: {f}: {reason}")
+
+    todo: list[Job] = []
+    skipped = 0
+    for j in jobs:
+        if not overwrite and j.dst.exists():
+            skipped += 1
+        else:
+            todo.append(j)
+    written = 0
+    failed = len(failures)
+    if todo:
+        from srkit.infer.api import load_upscaler
+
+        # The model is loaded once; one Upscaler serves every file.
+        up = load_upscaler(
+            model, scale=scale, tile=tile_v, dtype=dtype.value, device=device, tta=tta,
+            backend=None if backend == Backend.torch else backend.value,
+        )
+        written, n_failed = _run(up, todo, fmt=fmt, quality=quality, alpha=alpha.value, tta=tta, say=say,
+                                 console=err, interactive=interactive)
+        failed += n_failed
+    note = " (existing outputs are skipped; --overwrite replaces them)" if skipped else ""
+    typer.echo(f"srkit upscale: {written} written, {skipped} skipped, {failed} failed in "
+               f"{time.perf_counter() - t0:.1f} s{note}")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _run(up, todo: list[Job], *, fmt, quality, alpha, tta, say, console, interactive) -> tuple[int, int]:
+    """Upscale each job with the shared Upscaler `up`; returns (written, failed)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from srkit.infer.api import upscale_file
+
+    written = failed = 0
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True, disable=not interactive,
+    ) as progress:
+        task = progress.add_task("upscale", total=len(todo))
+        for j in todo:
+            progress.update(task, description=f"upscale {j.src.name}")
+            try:
+                j.dst.parent.mkdir(parents=True, exist_ok=True)
+                remove_stale_temps(j.dst)
+                upscale_file(j.src, j.dst, up, format=fmt, quality=quality, alpha=alpha, tta=tta)
+                written += 1
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
+                failed += 1
+                say(f"srkit: error: {j.src}: {_reason(e, j.src)}")
+            progress.advance(task)
+    return written, failed

@@ -63,7 +63,10 @@ def test_streamed_tiff_equals_whole_image(tmp_path, model):
     out = tifffile.imread(dst)
     ref = Upscaler(m).upscale(img)
     assert out.shape == ref.shape == (400, 600, 3) and out.dtype == np.uint8
-    assert np.array_equal(out, ref)
+    # Equal before rounding up to float summation order (convolution algorithms differ with the strip shape), so
+    # a value sitting on .5 may round the other way: at most 1 level, on a vanishing fraction of values.
+    diff = np.abs(out.astype(int) - ref.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-4
     with tifffile.TiffFile(dst) as tf:
         assert tf.is_bigtiff and tf.pages[0].is_tiled and tf.pages[0].tilewidth == 64
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif", "out.tif"]

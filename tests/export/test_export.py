@@ -15,14 +15,7 @@ onnx = pytest.importorskip("onnx")
 
 from srkit.export import export_onnx, export_torchscript  # noqa: E402
 from srkit.export.graph import MatlabUpsample  # noqa: E402
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: one intra-op thread is fastest, and avoids OpenMP spin-waits on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from helpers import rand_model as _rand_model, one_torch_thread  # noqa: F401 - autouse fixture
 
 
 CASES = [
@@ -30,15 +23,6 @@ CASES = [
     ("edsr-baseline", 2, dict(num_block=2)),
     ("ecbsr-m4c16", 4, {}),
 ]
-
-
-def _rand_model(name, scale, **opt):
-    m = build(name, scale=scale, **opt)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in m.module.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.02)
-    return m.eval()
 
 
 def _eager(model, x):

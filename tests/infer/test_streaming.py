@@ -11,15 +11,7 @@ from srkit.errors import ConfigError, ImageReadError
 from srkit.infer import Upscaler
 from srkit.infer.streaming import default_strip_rows, upscale_tiff_streaming
 from srkit.models import load_model
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: one intra-op thread is fastest, and avoids OpenMP spin-waits on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from helpers import one_torch_thread  # noqa: F401 - autouse fixture
 
 
 def _fsrcnn_s(scale):

@@ -8,15 +8,7 @@ from srkit.archs import build
 from srkit.infer import Upscaler
 from srkit.infer.tiling import plan_tiles
 from srkit.models import load_model
-
-
-def _rand_model(name, scale, **opt):
-    m = build(name, scale=scale, **opt)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in m.module.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.02)
-    return m.eval()
+from helpers import rand_model as _rand_model
 
 
 def test_plan_covers_every_pixel_once():

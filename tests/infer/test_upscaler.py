@@ -11,24 +11,7 @@ from srkit.errors import ConfigError, ShapeError
 from srkit.infer import Upscaler
 from srkit.infer import upscaler as upscaler_mod
 from srkit.models import load_model
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: one intra-op thread is fastest, and avoids OpenMP spin-waits on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _rand_model(name, scale, **opt):
-    m = build(name, scale=scale, **opt)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in m.module.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.02)
-    return m.eval()
+from helpers import rand_model as _rand_model, one_torch_thread  # noqa: F401 - autouse fixture
 
 
 def _x(c, h, w, seed=1, b=1):

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from srkit.archs import build
 
@@ -26,3 +31,23 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def subprocess_env() -> dict[str, str]:
+    """Environment for `python -m srkit` children: this checkout first, one thread each (2-core CI)."""
+    path = os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+
+
+def write_tiny_images(root: Path, n: int = 6, side: int = 64, seed: int = 0) -> Path:
+    """`n` smooth random RGB images (side x side) in root/A; returns root."""
+    rng = np.random.default_rng(seed)
+    folder = root / "A"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        small = Image.fromarray((rng.random((side // 6, side // 6, 3)) * 255).astype(np.uint8))
+        small.resize((side, side), Image.BICUBIC).save(folder / f"img{i}.png")
+    return root

@@ -173,6 +173,7 @@ def test_hrfolder_y_channel(hr_files):
     (lr_c, hr_c), (lr_y, hr_y) = rgb[2], y[2]
     assert lr_y.shape == (1, 4, 4) and hr_y.shape == (1, 8, 8) and lr_y.dtype == torch.float32
     torch.testing.assert_close(hr_y, rgb_to_ycbcr(hr_c.double(), y_only=True).float(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(lr_y, rgb_to_ycbcr(lr_c.double(), y_only=True).float(), atol=1e-6, rtol=0)
     assert float(hr_y.min()) >= 16 / 255 - 1e-6 and float(hr_y.max()) <= 235 / 255 + 1e-6
 
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from srkit.archs import build
 from srkit.errors import ConfigError
 from srkit.models import load_model
 

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from srkit.archs import build
 from srkit.infer import Upscaler
 from srkit.infer.tiling import plan_tiles
 from srkit.models import load_model

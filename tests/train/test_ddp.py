@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from srkit.errors import ConfigError
 from srkit.train import fit
 from srkit.train.config import dump_config, parse_config
 from srkit.train.loop import StepBatchSampler
 
-SRC = Path(__file__).resolve().parents[2] / "src"
-
-
-def subprocess_env() -> dict[str, str]:
-    """Environment for `python -m srkit` children: this checkout first, one thread each (2-core CI)."""
-    path = os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
-
-
-def write_tiny_images(root: Path, n: int = 6, side: int = 64, seed: int = 0) -> Path:
-    """`n` smooth random RGB images (side x side) in root/A; returns root."""
-    rng = np.random.default_rng(seed)
-    folder = root / "A"
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        small = Image.fromarray((rng.random((side // 6, side // 6, 3)) * 255).astype(np.uint8))
-        small.resize((side, side), Image.BICUBIC).save(folder / f"img{i}.png")
-    return root
+from helpers import subprocess_env, write_tiny_images
 
 
 def test_rank_slices_make_up_the_global_batch():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import signal
 import subprocess
 import sys
@@ -22,24 +21,7 @@ from srkit.train.checkpoint import load_checkpoint
 from srkit.train.config import DistillCfg, dump_config, load_config, parse_config
 from srkit.train.distill import Distiller
 
-SRC = Path(__file__).resolve().parents[2] / "src"
-
-
-def subprocess_env() -> dict[str, str]:
-    """Environment for `python -m srkit` children: this checkout first, one thread each (2-core CI)."""
-    path = os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
-
-
-def write_tiny_images(root: Path, n: int = 6, side: int = 64, seed: int = 0) -> Path:
-    """`n` smooth random RGB images (side x side) in root/A; returns root."""
-    rng = np.random.default_rng(seed)
-    folder = root / "A"
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        small = Image.fromarray((rng.random((side // 6, side // 6, 3)) * 255).astype(np.uint8))
-        small.resize((side, side), Image.BICUBIC).save(folder / f"img{i}.png")
-    return root
+from helpers import subprocess_env, write_tiny_images
 
 
 @pytest.fixture(scope="module")

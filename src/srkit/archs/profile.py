@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import torch
 
 from srkit.archs.probe import count_macs
 from srkit.models import SRModel

@@ -48,47 +48,21 @@ def _root(
     _state["verbose"] = verbose
 
 
-app.command(
-    "eval",
-    help=eval_cmd.HELP,
-    epilog="Example: srkit eval --model bicubic --data ../shared/datasets --sets Set5 Set14 --scales 2 4",
-)(eval_cmd.eval_command)
-
-
-app.command(
-    "info",
-    help=info_cmd.HELP,
-    epilog="Example: srkit info edsr-baseline --scale 4",
-)(info_cmd.info_command)
-
-
-app.command(
-    "train",
-    help=train_cmd.HELP,
-    epilog="Example: srkit train configs/tiny-x4.yaml --set train.steps=2000 --out runs/tiny ; "
-    "srkit train --resume runs/tiny",
-)(train_cmd.train_command)
-
-
-app.command(
-    "upscale",
-    help=upscale_cmd.HELP,
-    epilog="Example: srkit upscale photos/ -o photos_x4/ --model balanced-x4 ; srkit upscale in.png -o out.png",
-)(upscale_cmd.upscale_command)
-
-
-app.command(
-    "export",
-    help=export_cmd.HELP,
-    epilog="Example: srkit export bicubic --scale 4 -o bicubic_x4.onnx ; srkit export model.safetensors -o m.pt",
-)(export_cmd.export_command)
-
-
-app.command(
-    "plot",
-    help=plot_cmd.HELP,
-    epilog="Example: srkit plot runs/tiny -o runs/tiny/curves.png",
-)(plot_cmd.plot_command)
+# name -> (command module, example shown under --help); one table so every command is registered the same way.
+_COMMANDS = {
+    "eval": (eval_cmd, eval_cmd.eval_command,
+             "srkit eval --model bicubic --data ../shared/datasets --sets Set5 Set14 --scales 2 4"),
+    "info": (info_cmd, info_cmd.info_command, "srkit info edsr-baseline --scale 4"),
+    "upscale": (upscale_cmd, upscale_cmd.upscale_command,
+                "srkit upscale photos/ -o photos_x4/ --model tiny-x4 ; srkit upscale in.png -o out.png"),
+    "export": (export_cmd, export_cmd.export_command,
+               "srkit export bicubic --scale 4 -o bicubic_x4.onnx ; srkit export model.safetensors -o m.pt"),
+    "train": (train_cmd, train_cmd.train_command,
+              "srkit train configs/tiny-x4.yaml --set train.steps=2000 --out runs/tiny ; srkit train --resume runs/tiny"),
+    "plot": (plot_cmd, plot_cmd.plot_command, "srkit plot runs/tiny -o runs/tiny/curves.png"),
+}
+for _name, (_module, _fn, _example) in _COMMANDS.items():
+    app.command(_name, help=_module.HELP, epilog=f"Example: {_example}")(_fn)
 
 
 def expand_multi_value(argv: list[str]) -> list[str]:

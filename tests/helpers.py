@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from srkit.archs import build
@@ -51,3 +52,21 @@ def write_tiny_images(root: Path, n: int = 6, side: int = 64, seed: int = 0) -> 
         small = Image.fromarray((rng.random((side // 6, side // 6, 3)) * 255).astype(np.uint8))
         small.resize((side, side), Image.BICUBIC).save(folder / f"img{i}.png")
     return root
+
+
+def randomise(m: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Add fixed-seed N(0, 0.05) noise to every parameter of a bare module; eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    return m.eval()
+
+
+def run_padded(m: torch.nn.Module, x: torch.Tensor, scale: int, multiple: int) -> torch.Tensor:
+    """Reflect-pad (B, C, H, W) to a multiple, run, crop the output back to (H, W) x scale."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="reflect")
+    return m(x)[..., : h * scale, : w * scale]

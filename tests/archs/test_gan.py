@@ -21,28 +21,13 @@ from srkit.archs.rrdbnet import (
     rrdbnet_receptive_field,
 )
 from srkit.archs.srvgg import SRVGG_COMPACT_SPEC, build_srvggnet_compact, detect_srvgg
+from helpers import randomise, run_padded
 
 SMALL_RRDB = {"num_feat": 16, "num_block": 2, "num_grow_ch": 8}
 
 
 def n_params(m: torch.nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
-
-
-def randomise(m: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=g))
-    return m.eval()
-
-
-def run_padded(m: torch.nn.Module, x: torch.Tensor, scale: int, multiple: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), mode="reflect")
-    return m(x)[..., : h * scale, : w * scale]
 
 
 # --------------------------------------------------------------------------------------------------- RRDBNet

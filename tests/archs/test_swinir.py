@@ -6,8 +6,8 @@ import re
 
 import pytest
 import torch
-import torch.nn.functional as F
 
+from helpers import randomise, run_padded
 from srkit.archs.swinir import (
     SWINIR_LIGHT_SPEC,
     SWINIR_SPEC,
@@ -28,20 +28,6 @@ def n_params(m: torch.nn.Module) -> int:
 
 def n_bias_table(m: torch.nn.Module) -> int:
     return sum(p.numel() for k, p in m.named_parameters() if k.endswith("relative_position_bias_table"))
-
-
-def randomise(m: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=g))
-    return m.eval()
-
-
-def run_padded(m: torch.nn.Module, x: torch.Tensor, scale: int, multiple: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    x = F.pad(x, (0, (-w) % multiple, 0, (-h) % multiple), mode="reflect")
-    return m(x)[..., : h * scale, : w * scale]
 
 
 def official_like(sd: dict, train_size: int = 64, ws: int = 8) -> dict:

@@ -11,12 +11,18 @@ from helpers import rand_model as _rand_model
 
 
 def test_plan_covers_every_pixel_once():
-    for h, w, t in [(200, 300, 64), (17, 23, 8), (64, 64, 64), (65, 1, 16)]:
+    for h, w, t in [(200, 300, 64), (17, 23, 8), (64, 64, 64), (65, 1, 16), (300, 129, 128)]:
         cover = np.zeros((h, w), int)
-        for tl in plan_tiles(h, w, t, 5):
+        tiles = plan_tiles(h, w, t, 5)
+        for tl in tiles:
             cover[tl.cy0 : tl.cy1, tl.cx0 : tl.cx1] += 1
             assert tl.y0 <= tl.cy0 and tl.cy1 <= tl.y1 and tl.cy0 - tl.y0 <= 5
         assert (cover == 1).all()
+        # Fewest tiles with cores of at most t, and cores as equal as possible (no thin remainder tile).
+        assert len(tiles) == -(-h // t) * -(-w // t)
+        hs = {tl.cy1 - tl.cy0 for tl in tiles}
+        ws = {tl.cx1 - tl.cx0 for tl in tiles}
+        assert max(hs) <= t and max(ws) <= t and max(hs) - min(hs) <= 1 and max(ws) - min(ws) <= 1
 
 
 @pytest.mark.parametrize("name,scale,opt", [

@@ -12,6 +12,12 @@ is what the paper counts (ECBSR-M16C64 x4: 603K parameters).
 Network: head ECB (colors -> C), M body ECBs (C -> C), tail ECB (C -> colors*s*s, no activation), plus the input
 repeated s*s times per colour (a nearest-neighbour residual), then pixel shuffle.
 
+Ablation options (srkit's, not in the paper; defaults give the paper's network and keys): ``edge_branches=False``
+drops the Sobel-x/-y and Laplacian branches (3x3 + 1x1-3x3 only); ``upsampler`` picks how the LR features reach
+the HR grid: ``pixelshuffle`` (paper), ``deconv`` (tail ECB C -> C, then a transposed conv of stride s, as FSRCNN),
+``nearest_conv`` (tail ECB C -> C, nearest x s, one 3x3 conv at HR) or ``bicubic_pre`` (the input is first
+enlarged by MATLAB bicubic and the whole network runs at HR, as SRCNN/VDSR; its residual is the bicubic image).
+
 State-dict keys as in xindongzhang/ECBSR ``models/ecbsr.py`` / ``models/ecb.py``:
 ``backbone.<i>.conv3x3.{weight,bias}``, ``backbone.<i>.conv1x1_3x3.{k0,b0,k1,b1}``,
 ``backbone.<i>.conv1x1_{sbx,sby,lpl}.{k0,b0,scale,bias,mask}``, ``backbone.<i>.act.weight``; the deployed form
@@ -37,6 +43,7 @@ REPO = "https://github.com/xindongzhang/ECBSR"
 LICENSE = "Apache-2.0"
 
 _ACTS = ("prelu", "relu", "linear")
+UPSAMPLERS = ("pixelshuffle", "deconv", "nearest_conv", "bicubic_pre")
 
 
 class ECB(nn.Module):
@@ -48,7 +55,7 @@ class ECB(nn.Module):
     """
 
     def __init__(self, inp_planes: int, out_planes: int, depth_multiplier: float = 2.0, act_type: str = "prelu",
-                 with_idt: bool = False, deploy: bool = False):
+                 with_idt: bool = False, deploy: bool = False, edge_branches: bool = True):
         super().__init__()
         if act_type not in _ACTS:
             raise ValueError(f"act_type must be one of {_ACTS}, got {act_type!r}")
@@ -57,12 +64,14 @@ class ECB(nn.Module):
         self.act_type = act_type
         self.with_idt = bool(with_idt) and inp_planes == out_planes
         self.deploy = deploy
+        self.edge_branches = bool(edge_branches)
         self.conv3x3 = nn.Conv2d(inp_planes, out_planes, 3, padding=1)
         if not deploy:
             self.conv1x1_3x3 = SeqConv3x3("conv1x1-conv3x3", inp_planes, out_planes, depth_multiplier)
-            self.conv1x1_sbx = SeqConv3x3("conv1x1-sobelx", inp_planes, out_planes)
-            self.conv1x1_sby = SeqConv3x3("conv1x1-sobely", inp_planes, out_planes)
-            self.conv1x1_lpl = SeqConv3x3("conv1x1-laplacian", inp_planes, out_planes)
+            if self.edge_branches:
+                self.conv1x1_sbx = SeqConv3x3("conv1x1-sobelx", inp_planes, out_planes)
+                self.conv1x1_sby = SeqConv3x3("conv1x1-sobely", inp_planes, out_planes)
+                self.conv1x1_lpl = SeqConv3x3("conv1x1-laplacian", inp_planes, out_planes)
         if act_type == "prelu":
             self.act = nn.PReLU(num_parameters=out_planes)
         elif act_type == "relu":
@@ -70,10 +79,18 @@ class ECB(nn.Module):
         else:
             self.act = nn.Identity()
 
+    def _branches(self) -> list[SeqConv3x3]:
+        if self.deploy:
+            return []
+        if not self.edge_branches:
+            return [self.conv1x1_3x3]
+        return [self.conv1x1_3x3, self.conv1x1_sbx, self.conv1x1_sby, self.conv1x1_lpl]
+
     def forward(self, x: Tensor) -> Tensor:
         y = self.conv3x3(x)
         if not self.deploy:
-            y = y + self.conv1x1_3x3(x) + self.conv1x1_sbx(x) + self.conv1x1_sby(x) + self.conv1x1_lpl(x)
+            for branch in self._branches():
+                y = y + branch(x)
             if self.with_idt:
                 y = y + x
         return self.act(y)
@@ -83,7 +100,7 @@ class ECB(nn.Module):
         w, b = self.conv3x3.weight, self.conv3x3.bias
         if self.deploy:
             return w, b
-        for branch in (self.conv1x1_3x3, self.conv1x1_sbx, self.conv1x1_sby, self.conv1x1_lpl):
+        for branch in self._branches():
             kw, kb = branch.rep_params()
             w, b = w + kw, b + kb
         if self.with_idt:
@@ -97,7 +114,9 @@ class ECB(nn.Module):
         with torch.no_grad():
             w, b = self.rep_params()
         self.conv3x3 = conv_from_tensors(w, b)
-        del self.conv1x1_3x3, self.conv1x1_sbx, self.conv1x1_sby, self.conv1x1_lpl
+        for name in ("conv1x1_3x3", "conv1x1_sbx", "conv1x1_sby", "conv1x1_lpl"):
+            if hasattr(self, name):
+                delattr(self, name)
         self.deploy = True
 
 
@@ -115,29 +134,55 @@ class ECBSR(nn.Module):
         rgb_range: value range the weights expect (255 for the authors' weights); informational -- the layers
             do not depend on it; callers scale the input to [0, rgb_range].
         deploy: build the folded inference form (authors' PlainSR keys) directly.
+        edge_branches: keep the Sobel/Laplacian branches (ablation: False).
+        upsampler: "pixelshuffle" (paper), "deconv", "nearest_conv" or "bicubic_pre" (see the module docstring).
     """
 
     def __init__(self, module_nums: int, channel_nums: int, scale: int = 4, colors: int = 1, with_idt: bool = False,
                  act_type: str = "prelu", depth_multiplier: float = 2.0, rgb_range: float = 1.0,
-                 deploy: bool = False):
+                 deploy: bool = False, edge_branches: bool = True, upsampler: str = "pixelshuffle"):
         super().__init__()
+        if upsampler not in UPSAMPLERS:
+            raise ValueError(f"upsampler must be one of {UPSAMPLERS}, got {upsampler!r}")
         self.module_nums = module_nums
         self.channel_nums = channel_nums
         self.scale = scale
         self.colors = colors
         self.rgb_range = float(rgb_range)
-        opts = dict(depth_multiplier=depth_multiplier, with_idt=with_idt, deploy=deploy)
+        self.upsampler_type = upsampler
+        opts = dict(depth_multiplier=depth_multiplier, with_idt=with_idt, deploy=deploy, edge_branches=edge_branches)
         layers = [ECB(colors, channel_nums, act_type=act_type, **opts)]
         layers += [ECB(channel_nums, channel_nums, act_type=act_type, **opts) for _ in range(module_nums)]
-        layers += [ECB(channel_nums, colors * scale * scale, act_type="linear", **opts)]
+        if upsampler == "pixelshuffle":
+            layers += [ECB(channel_nums, colors * scale * scale, act_type="linear", **opts)]
+            self.upsampler = nn.PixelShuffle(scale)
+        elif upsampler == "bicubic_pre":
+            from srkit.ops.resize import MatlabResize
+
+            layers += [ECB(channel_nums, colors, act_type="linear", **opts)]
+            self.pre_upsample = MatlabResize(scale)
+        else:
+            layers += [ECB(channel_nums, channel_nums, act_type=act_type, **opts)]
+            if upsampler == "deconv":
+                # Kernel s + 2p, stride s, padding p: output exactly s x the input, each HR pixel fed by <= 2 LR px.
+                pad = scale // 2
+                self.upsampler = nn.ConvTranspose2d(channel_nums, colors, scale + 2 * pad, stride=scale, padding=pad)
+            else:
+                self.upsampler = nn.Sequential(nn.Upsample(scale_factor=scale, mode="nearest"),
+                                               nn.Conv2d(channel_nums, colors, 3, padding=1))
         self.backbone = nn.Sequential(*layers)
-        self.upsampler = nn.PixelShuffle(scale)
 
     def forward(self, x: Tensor) -> Tensor:
-        # Global residual: each input pixel repeated over its s*s sub-pixels (the authors broadcast a 1-channel
-        # input; repeat_interleave is the same for colors=1 and keeps the colour order for colors=3).
-        residual = x.repeat_interleave(self.scale * self.scale, dim=1)
-        return self.upsampler(self.backbone(x) + residual)
+        if self.upsampler_type == "pixelshuffle":
+            # Global residual: each input pixel repeated over its s*s sub-pixels (the authors broadcast a 1-channel
+            # input; repeat_interleave is the same for colors=1 and keeps the colour order for colors=3).
+            residual = x.repeat_interleave(self.scale * self.scale, dim=1)
+            return self.upsampler(self.backbone(x) + residual)
+        if self.upsampler_type == "bicubic_pre":
+            up = self.pre_upsample(x)
+            return self.backbone(up) + up
+        residual = torch.nn.functional.interpolate(x, scale_factor=self.scale, mode="nearest")
+        return self.upsampler(self.backbone(x)) + residual
 
 
 def _build(scale: int, module_nums: int, channel_nums: int, **options) -> ECBSR:
@@ -146,23 +191,35 @@ def _build(scale: int, module_nums: int, channel_nums: int, **options) -> ECBSR:
 
 def build_ecbsr_m4c16(scale: int = 4, *, module_nums: int = 4, channel_nums: int = 16, colors: int = 1,
                       with_idt: bool = False, act_type: str = "prelu", depth_multiplier: float = 2.0,
-                      rgb_range: float = 1.0, deploy: bool = False) -> ECBSR:
+                      rgb_range: float = 1.0, deploy: bool = False, edge_branches: bool = True,
+                      upsampler: str = "pixelshuffle") -> ECBSR:
     """ECBSR-M4C16 (4 body ECBs, 16 channels): (B, 1, H, W) Y -> (B, 1, sH, sW). See `ECBSR` for the options."""
     return _build(scale, module_nums, channel_nums, colors=colors, with_idt=with_idt, act_type=act_type,
-                  depth_multiplier=depth_multiplier, rgb_range=rgb_range, deploy=deploy)
+                  depth_multiplier=depth_multiplier, rgb_range=rgb_range, deploy=deploy,
+                  edge_branches=edge_branches, upsampler=upsampler)
 
 
 def build_ecbsr_m16c64(scale: int = 4, *, module_nums: int = 16, channel_nums: int = 64, colors: int = 1,
                        with_idt: bool = False, act_type: str = "prelu", depth_multiplier: float = 2.0,
-                       rgb_range: float = 1.0, deploy: bool = False) -> ECBSR:
+                       rgb_range: float = 1.0, deploy: bool = False, edge_branches: bool = True,
+                       upsampler: str = "pixelshuffle") -> ECBSR:
     """ECBSR-M16C64 (16 body ECBs, 64 channels): (B, 1, H, W) Y -> (B, 1, sH, sW). See `ECBSR` for the options."""
     return _build(scale, module_nums, channel_nums, colors=colors, with_idt=with_idt, act_type=act_type,
-                  depth_multiplier=depth_multiplier, rgb_range=rgb_range, deploy=deploy)
+                  depth_multiplier=depth_multiplier, rgb_range=rgb_range, deploy=deploy,
+                  edge_branches=edge_branches, upsampler=upsampler)
 
 
 def _receptive_field(options: dict) -> int:
     # Head + M body + tail 3x3 convs, one pixel each; pixel shuffle and the residual add nothing.
-    return int(options.get("module_nums", 4)) + 2
+    convs = int(options.get("module_nums", 4)) + 2
+    up = options.get("upsampler", "pixelshuffle")
+    if up in ("deconv", "nearest_conv"):
+        return convs + 1  # one more LR pixel: the transposed conv's overlap / the HR conv's 1-pixel border
+    if up == "bicubic_pre":
+        from srkit.archs.classic import preupsampling_receptive_field
+
+        return preupsampling_receptive_field(int(options.get("scale", 4)), convs)
+    return convs
 
 
 def _rf_m4c16(options: dict) -> int:

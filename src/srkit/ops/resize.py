@@ -361,6 +361,68 @@ def _resize_axis_torch(x: torch.Tensor, dim: int, idx: np.ndarray, w: np.ndarray
     return (gathered * w_t.view(w_shape)).sum(dim=dim + 1)
 
 
+@lru_cache(maxsize=256)
+def _integer_upscale_phases(
+    in_len: int, s: int, kernel: str, convention: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """For an integer upscale by `s`: per-phase tap offsets (s, P) and weights (s, P) such that output
+    ``s*i + p`` is ``sum_t w[p, t] * ext[i + off[p, t]]``, plus the boundary-mapped source index of the extended
+    axis ``ext`` (positions ``min(off) .. in_len - 1 + max(off)``). None when the contributions are not periodic
+    (they always are for integer scales; checked, so the fast path can never silently differ)."""
+    out_len = s * in_len
+    idx, wts = _contributions_cached(in_len, out_len, float(s), kernel, True, convention)
+    lo_pad = s * 3  # enough for every kernel here (support <= 3 px on each side)
+    big = in_len + 2 * lo_pad + 8
+    # Contributions of a long axis: its interior rows are free of boundary effects, so their relative offsets
+    # are the unclamped pattern.
+    bidx, bw = _contributions_cached(big, s * big, float(s), kernel, True, convention)
+    ref = s * (big // 2)
+    i_ref = big // 2
+    off = bidx[ref : ref + s] - i_ref
+    w = bw[ref : ref + s]
+    if bw.shape[1] != wts.shape[1]:
+        return None
+    # Verify against the true contributions of this axis (weights and boundary-mapped indices).
+    i = np.arange(out_len) // s
+    p = np.arange(out_len) % s
+    pos = i[:, None] + off[p]  # unclamped source positions
+    if convention == "modern":
+        period = 2 * in_len
+        aux = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
+        mapped = aux[np.mod(pos, period)]
+    else:
+        mapped = np.clip(pos, 0, in_len - 1)
+    if not (np.array_equal(mapped, idx) and np.array_equal(w[p], wts)):
+        return None
+    ext = np.arange(int(off.min()), in_len + int(off.max()))
+    if convention == "modern":
+        ext_src = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])[np.mod(ext, 2 * in_len)]
+    else:
+        ext_src = np.clip(ext, 0, in_len - 1)
+    return off - int(off.min()), w, ext_src
+
+
+def _upscale_axis_torch(x: torch.Tensor, dim: int, phases: tuple[np.ndarray, np.ndarray, np.ndarray]) -> torch.Tensor:
+    """Integer upscale of one axis as `s` polyphase filters over shifted slices (no per-output gather): the same
+    taps and weights as `_resize_axis_torch`, ~5x faster on the CPU."""
+    off, w, ext_src = phases
+    s, taps = w.shape
+    n = x.shape[dim]
+    xe = x.index_select(dim, torch.as_tensor(ext_src, device=x.device))
+    outs = []
+    for p in range(s):
+        acc = None
+        for t in range(taps):
+            if w[p, t] == 0:
+                continue
+            term = xe.narrow(dim, int(off[p, t]), n) * float(w[p, t])
+            acc = term if acc is None else acc.add_(term)
+        outs.append(acc if acc is not None else torch.zeros_like(x))
+    shape = list(x.shape)
+    shape[dim] = n * s
+    return torch.stack(outs, dim=dim + 1).reshape(shape)
+
+
 def _imresize_torch(
     image: torch.Tensor,
     scale: float | Sequence[float] | None,
@@ -386,6 +448,12 @@ def _imresize_torch(
     for axis in _axis_order(scales):
         dim = nd - 2 + axis
         in_len = h if axis == 0 else w
+        sc = scales[axis]
+        if sc > 1 and float(sc).is_integer() and out_hw[axis] == int(sc) * in_len:
+            phases = _integer_upscale_phases(in_len, int(sc), kernel, convention)
+            if phases is not None:
+                x = _upscale_axis_torch(x, dim, phases)
+                continue
         idx, wts = _contributions_cached(in_len, out_hw[axis], scales[axis], kernel, antialias, convention)
         x = _resize_axis_torch(x, dim, idx, wts)
     return x.to(orig_dtype)

@@ -83,14 +83,15 @@ class SRModel(nn.Module):
         return self.module(x)
 
     def _forward_y(self, x: torch.Tensor) -> torch.Tensor:
-        from srkit.ops import imresize_matlab, rgb_to_ycbcr, ycbcr_to_rgb
+        from srkit.ops import imresize_matlab, rgb_to_ycbcr
+        from srkit.ops.color import luma_chroma_to_rgb
 
         if x.shape[1] == 1:
             return self._run(x)
         ycc = rgb_to_ycbcr(x)
         y = self._run(ycc[:, :1])
         cbcr = imresize_matlab(ycc[:, 1:], float(self.info.scale))
-        return ycbcr_to_rgb(torch.cat([y, cbcr], dim=1))
+        return luma_chroma_to_rgb(y.to(cbcr.dtype), cbcr)
 
 
 class ClassicalUpsampler(nn.Module):

@@ -37,7 +37,7 @@ from typing import Optional
 import typer
 
 # Same as srkit.infer.api.DEFAULT_MODEL, not imported from there so that `srkit --help` does not load torch.
-DEFAULT_MODEL = "tiny-x4"  # becomes "balanced-x4" once that model ships (issue 4)
+DEFAULT_MODEL = "balanced-x4"
 
 # Same as srkit.infer.api.IMAGE_SUFFIXES (see above).
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})

@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 #: The model `upscale`, `upscale_file` and `srkit upscale` use when none is named.
-DEFAULT_MODEL = "tiny-x4"  # becomes "balanced-x4" once that model ships (issue 4)
+DEFAULT_MODEL = "balanced-x4"
 
 #: How the alpha channel is upscaled: MATLAB bicubic, or through the model.
 ALPHA_MODES = ("bicubic", "model")

@@ -102,6 +102,43 @@ def _cast_conv_weights(module: torch.nn.Module, dtype: torch.dtype, *, in_place:
     return copy.deepcopy(module, memo=dict(cast))
 
 
+class MaxFormPReLU(torch.nn.Module):
+    """`nn.PReLU` computed as ``max(x, a*x)`` (every slope a <= 1) or ``min(x, a*x)`` (every a >= 1).
+
+    The same values as ``F.prelu`` (round-to-nearest is monotonic, so ``a*x`` never crosses ``x`` on the wrong
+    side), but two vectorised passes: PyTorch's CPU PReLU kernel takes a slow per-element path on channels-last
+    tensors (14.5 ms against 2.7 ms here for a bf16 (1, 48, 512, 512) tensor on this project's CPU), which was a
+    quarter of a PReLU network's bf16 inference time. Without autograd the result is written into the product.
+    """
+
+    def __init__(self, prelu: torch.nn.PReLU):
+        super().__init__()
+        self.weight = prelu.weight
+        self.use_max = bool((prelu.weight <= 1).all())
+
+    @staticmethod
+    def applies_to(prelu: torch.nn.PReLU) -> bool:
+        w = prelu.weight.detach()
+        return bool((w <= 1).all() or (w >= 1).all())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.weight.to(x.dtype)
+        if a.numel() > 1:
+            a = a.view(1, -1, *([1] * (x.ndim - 2)))
+        t = x * a
+        op = torch.maximum if self.use_max else torch.minimum
+        return op(x, t) if torch.is_grad_enabled() else op(x, t, out=t)
+
+
+def _fast_prelu(module: torch.nn.Module) -> torch.nn.Module:
+    """Replace (in place) every `nn.PReLU` of `module` whose slopes allow it by a `MaxFormPReLU`."""
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.PReLU) and MaxFormPReLU.applies_to(child):
+                setattr(parent, name, MaxFormPReLU(child))
+    return module
+
+
 class AutocastModule(torch.nn.Module):
     """Runs `module` under `torch.autocast(device_type, dtype)`; outputs come back as float32."""
 
@@ -222,7 +259,7 @@ class Upscaler:
             lowp = _DTYPES[self._dtype]
             # Conv/linear weights stored in the compute dtype: autocast would otherwise re-cast every weight on
             # every call (~15 % of a bf16 CPU forward). Only the deployed copy is ours to convert in place.
-            module = _cast_conv_weights(net.module, lowp, in_place=deployed)
+            module = _fast_prelu(_cast_conv_weights(net.module, lowp, in_place=deployed))
             module.to(dev)
             if self.channels_last:
                 module.to(memory_format=torch.channels_last)
@@ -230,6 +267,8 @@ class Upscaler:
             # models) stay fp32, where bf16 would cost ~0.5 grey levels.
             net = SRModel(AutocastModule(module, dev.type, lowp), net.info).eval()
         else:
+            if deployed:  # our own copy: its activations may be swapped for faster equivalents
+                _fast_prelu(net.module)
             net.to(dev)
             if self.channels_last:
                 net.to(memory_format=torch.channels_last)

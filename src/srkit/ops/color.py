@@ -101,3 +101,29 @@ def ycbcr_to_rgb(image):
     scale = _scale_of(arr)
     x = arr.astype(np.float64) / scale
     return ((x - _OFFSET / 255.0) @ inv.T) * scale
+
+
+def luma_chroma_to_rgb(y: torch.Tensor, cbcr: torch.Tensor) -> torch.Tensor:
+    """`ycbcr_to_rgb` of Y and CbCr given as separate tensors, without concatenating them first.
+
+    Used where Y and CbCr come from different paths (a Y-channel SR model and bicubic chroma): at HR size the
+    concatenation and the offset subtraction are whole extra passes over memory, so the matrix and the offsets
+    are applied as a 3x2 matrix on CbCr, one multiply-add of Y and one add of the folded offsets.
+
+    Args:
+        y: (B, 1, H, W) float, Y on the [0, 1] scale of `rgb_to_ycbcr`.
+        cbcr: (B, 2, H, W) float, same dtype and device.
+
+    Returns:
+        (B, 3, H, W) RGB in y's dtype; not clipped. Equal to ``ycbcr_to_rgb(cat([y, cbcr], 1))`` up to float
+        rounding.
+    """
+    if y.ndim != 4 or y.shape[1] != 1 or cbcr.ndim != 4 or cbcr.shape[1] != 2 or y.shape[-2:] != cbcr.shape[-2:]:
+        raise ShapeError(f"expected (B, 1, H, W) Y and (B, 2, H, W) CbCr, got {tuple(y.shape)} and {tuple(cbcr.shape)}")
+    inv = _YCBCR_TO_RGB * 255.0
+    bias = -(inv @ (_OFFSET / 255.0))
+    m = torch.as_tensor(inv[:, 1:], dtype=y.dtype, device=y.device)
+    w_y = torch.as_tensor(inv[:, :1, None], dtype=y.dtype, device=y.device)[None]  # (1, 3, 1, 1)
+    b = torch.as_tensor(bias[:, None, None], dtype=y.dtype, device=y.device)
+    out = torch.einsum("oc,...chw->...ohw", m, cbcr)
+    return out.addcmul_(y, w_y).add_(b)

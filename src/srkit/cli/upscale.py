@@ -146,15 +146,6 @@ def _out_name(src: Path, fmt: str | None, suffix: str) -> str:
     return f"{src.stem}{suffix}{ext}"
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def plan_jobs(
     inputs: list[str], output: str, fmt: str | None, suffix: str
 ) -> tuple[list[Job], list[tuple[str, str]], list[str]]:
@@ -165,6 +156,8 @@ def plan_jobs(
         (jobs, failures as (file, reason), notes). Failures are inputs that do not exist, globs that match
         nothing, outputs that are inputs and outputs claimed by two inputs.
     """
+    from srkit.infer.api import same_file  # here, not at the top: `srkit --help` must not load torch
+
     failures: list[tuple[str, str]] = []
     notes: list[str] = []
     # (source, path relative to OUT) for every image found
@@ -219,7 +212,7 @@ def plan_jobs(
     kept: list[Job] = []
     for j in jobs:
         d = os.path.realpath(j.dst)
-        if d in src_real or _same_file(j.src, j.dst):
+        if d in src_real or same_file(j.src, j.dst):
             failures.append(
                 (str(j.src), f"output '{j.dst}' is an input file; choose another -o, --suffix or --format")
             )

@@ -125,6 +125,15 @@ def _check_convention(convention: str) -> str:
 # --------------------------------------------------------------------------------------
 
 
+def _map_boundary(pos: np.ndarray, in_len: int, convention: str) -> np.ndarray:
+    """0-based source positions (any integers) -> indices inside the axis: MATLAB's symmetric mirror (modern,
+    edge repeated) or an edge clamp (legacy)."""
+    if convention == "modern":
+        aux = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
+        return aux[np.mod(pos, 2 * in_len)]
+    return np.clip(pos, 0, in_len - 1)
+
+
 @lru_cache(maxsize=256)
 def _contributions_cached(
     in_len: int, out_len: int, scale: float, kernel: str, antialias: bool, convention: str
@@ -153,13 +162,7 @@ def _contributions_cached(
         total += weights[:, j]
     weights = weights / total[:, None]
 
-    idx = indices.astype(np.int64)  # still 1-based
-    if convention == "modern":
-        period = 2 * in_len
-        aux = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
-        idx = aux[np.mod(idx - 1, period)]
-    else:
-        idx = np.clip(idx - 1, 0, in_len - 1)
+    idx = _map_boundary(indices.astype(np.int64) - 1, in_len, convention)
 
     # MATLAB drops tap columns whose weights are all zero.
     keep = np.any(weights != 0, axis=0)
@@ -386,19 +389,9 @@ def _integer_upscale_phases(
     i = np.arange(out_len) // s
     p = np.arange(out_len) % s
     pos = i[:, None] + off[p]  # unclamped source positions
-    if convention == "modern":
-        period = 2 * in_len
-        aux = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
-        mapped = aux[np.mod(pos, period)]
-    else:
-        mapped = np.clip(pos, 0, in_len - 1)
-    if not (np.array_equal(mapped, idx) and np.array_equal(w[p], wts)):
+    if not (np.array_equal(_map_boundary(pos, in_len, convention), idx) and np.array_equal(w[p], wts)):
         return None
-    ext = np.arange(int(off.min()), in_len + int(off.max()))
-    if convention == "modern":
-        ext_src = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])[np.mod(ext, 2 * in_len)]
-    else:
-        ext_src = np.clip(ext, 0, in_len - 1)
+    ext_src = _map_boundary(np.arange(int(off.min()), in_len + int(off.max())), in_len, convention)
     return off - int(off.min()), w, ext_src
 
 

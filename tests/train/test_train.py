@@ -215,3 +215,32 @@ def test_cli_train_and_plot(data_root, tmp_path):
     assert r.returncode == 0, r.stderr
     with Image.open(tmp_path / "curves.png") as im:
         assert im.format == "PNG" and im.size[0] > 100
+
+
+def test_init_weights_start_the_run(data_root, tmp_path):
+    from safetensors.torch import load_file
+
+    fit(parse_config(tiny_cfg(data_root, seed=1)), tmp_path / "a", progress=False)  # another random start
+    src = tmp_path / "a" / "best.safetensors"
+    d = tiny_cfg(data_root, steps=3, val_every=3)
+    d["optim"] = {"lr": 1e-12}  # the weights barely move: what comes out is what went in
+    d["schedule"] = {"min_lr": 0.0}
+    d["model"]["init"] = str(src)
+    fit(parse_config(d), tmp_path / "b", progress=False)
+    want, got = load_file(src), load_file(tmp_path / "b" / "final.safetensors")
+    assert want.keys() == got.keys()
+    assert max((want[k] - got[k]).abs().max().item() for k in want) < 1e-6
+    del d["model"]["init"]
+    fit(parse_config(d), tmp_path / "c", progress=False)  # without init: a fresh random network
+    fresh = load_file(tmp_path / "c" / "final.safetensors")
+    assert max((want[k] - fresh[k]).abs().max().item() for k in want) > 1e-2
+
+
+def test_init_weights_must_fit_the_network(data_root, tmp_path):
+    d = tiny_cfg(data_root)
+    d["model"]["init"] = "tiny-x4"  # shipped deployed (plain convs): not the multi-branch training form
+    with pytest.raises(ConfigError, match="model.init: 'tiny-x4' is not the network"):
+        fit(parse_config(d), tmp_path / "a", progress=False)
+    d["model"]["init"] = str(tmp_path / "missing.safetensors")
+    with pytest.raises(ConfigError, match="model.init"):
+        fit(parse_config(d), tmp_path / "b", progress=False)

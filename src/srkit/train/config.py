@@ -51,6 +51,9 @@ class ModelCfg(BaseModel):
     arch: str
     scale: int = Field(gt=0)
     options: dict[str, Any] = Field(default_factory=dict)
+    # Start from these weights instead of a random init (fine-tuning, longer schedules): a shipped model name or
+    # a weights file whose network is exactly arch/scale/options (a run's best.safetensors keeps the training form).
+    init: str | None = None
 
     @field_validator("arch")
     @classmethod

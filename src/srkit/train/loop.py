@@ -269,6 +269,25 @@ class _StopRequest:
 # ----------------------------------------------------------------------------------------------- logging
 
 
+def _load_init(model: nn.Module, init: str) -> None:
+    """Copy the weights of `init` (shipped name or file) into `model`; ConfigError when the networks differ."""
+    from srkit.models import load_model
+
+    try:
+        src = load_model(init)
+    except SrkitError as e:
+        raise ConfigError(f"model.init: {e}") from None
+    theirs = src.state_dict()
+    ours = model.state_dict()
+    if set(theirs) != set(ours) or any(theirs[k].shape != ours[k].shape for k in ours):
+        raise ConfigError(
+            f"model.init: {init!r} is not the network this config builds (different parameter names or shapes; "
+            "a shipped model is stored deployed, so start a multi-branch run from a run's best.safetensors)"
+        )
+    with torch.no_grad():
+        model.load_state_dict({k: v.to(ours[k].dtype) for k, v in theirs.items()})
+
+
 class _CsvLog:
     """log.csv: append-only rows; the header is fixed by the first row (or by the existing file)."""
 
@@ -477,7 +496,7 @@ class _Run:
         elif _has_run(self.run_dir):
             raise ConfigError(f"{str(self.run_dir)!r} already holds a run: use --resume or a new folder")
 
-    def _build(self) -> None:
+    def _build(self, resume: bool = False) -> None:
         from srkit.archs import build
         from srkit.losses import CompositeLoss
 
@@ -497,6 +516,8 @@ class _Run:
         # Weight initialisation draws from torch's global RNG (nn.init), so it is seeded here from the config.
         torch.manual_seed(tr.seed)
         model = build(cfg.model.arch, cfg.model.scale, **cfg.model.options)
+        if cfg.model.init is not None and not resume:  # a resumed run's checkpoint already holds the weights
+            _load_init(model, cfg.model.init)
         channels = model.info.in_channels
         color = cfg.data.color or ("y" if channels == 1 else "rgb")
         if (color == "y") != (channels == 1):
@@ -659,7 +680,7 @@ class _Run:
             import torch.distributed as dist
 
             dist.barrier()  # every rank has looked at the folder before rank 0 writes into it
-        self._build()
+        self._build(resume)
         cfg = self.cfg
         self.loader_gen = torch.Generator().manual_seed(cfg.train.seed)
         self.best_psnr: float | None = None

@@ -139,3 +139,23 @@ def test_deploy_ignores_submodules_named_fuse():
     assert isinstance(d, Net) and isinstance(d.fuse, nn.Conv2d)
     x = torch.rand(1, 2, 4, 4, dtype=torch.float64)
     assert max_diff(net, d, x) == 0.0
+
+
+def test_saved_deployed_model_loads_back(tmp_path):
+    from srkit.archs import build
+    from srkit.models import load_model, save_model
+
+    for arch, scale, opts in [("ecbsr-m4c16", 2, {"channel_nums": 8}), ("ecbsr-m4c16", 4, {"edge_branches": False}),
+                              ("fsrcnn", 3, {})]:
+        model = build(arch, scale, **opts)
+        randomise(model.module, seed=7)
+        d = deploy(model)
+        if arch.startswith("ecbsr"):
+            assert d.info.options == {**opts, "deploy": True} and "deploy" not in model.info.options
+        else:
+            assert d.info.options == model.info.options
+        path = save_model(d, tmp_path / f"{arch}-{scale}.safetensors")
+        back = load_model(path)
+        x = torch.rand(1, back.info.in_channels, 9, 8)
+        with torch.no_grad():
+            assert (back(x) - model.eval()(x)).abs().max().item() < 1e-4

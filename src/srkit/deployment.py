@@ -23,6 +23,7 @@ import inspect
 from torch import nn
 
 from srkit.archs._blocks import fuse_conv_bn
+from srkit.errors import ConfigError
 from srkit.models import SRModel
 
 __all__ = ["deploy", "fold_batchnorm"]
@@ -69,6 +70,29 @@ def _deploy_inplace(module: nn.Module) -> nn.Module:
     return module
 
 
+def _deployed_info(info, module: nn.Module):
+    """`info` with ``deploy: True`` in its options when the arch builds `module`'s folded layout that way.
+
+    Without it `save_model(deploy(m))` would record the training-form options and the file would not load back.
+    """
+    import dataclasses
+
+    from srkit.archs import ARCHS, build
+
+    if info.arch not in ARCHS or info.options.get("deploy") is True:
+        return info
+    opts = {**info.options, "deploy": True}
+    try:
+        plain = build(info.arch, info.scale, **opts).module
+    except ConfigError:  # the arch has no deploy option
+        return info
+    ours = module.state_dict()
+    theirs = plain.state_dict()
+    if theirs.keys() == ours.keys() and all(theirs[k].shape == ours[k].shape for k in ours):
+        return dataclasses.replace(info, options=opts)
+    return info
+
+
 def deploy(model: nn.Module) -> nn.Module:
     """The inference form of `model`: re-parameterised blocks and conv+BN pairs folded into single convs.
 
@@ -80,6 +104,7 @@ def deploy(model: nn.Module) -> nn.Module:
         A new module in eval mode; `model` is not modified. Same function as `model.eval()` up to rounding.
     """
     if isinstance(model, SRModel):
-        return SRModel(deploy(model.module), model.info).eval()
+        module = deploy(model.module)
+        return SRModel(module, _deployed_info(model.info, module)).eval()
     m = copy.deepcopy(model)
     return _deploy_inplace(m).eval()

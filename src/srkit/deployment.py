@@ -24,7 +24,7 @@ from torch import nn
 
 from srkit.archs._blocks import fuse_conv_bn
 from srkit.errors import ConfigError
-from srkit.models import SRModel
+from srkit.models import SRModel, same_layout
 
 __all__ = ["deploy", "fold_batchnorm"]
 
@@ -86,11 +86,7 @@ def _deployed_info(info, module: nn.Module):
         plain = build(info.arch, info.scale, **opts).module
     except ConfigError:  # the arch has no deploy option
         return info
-    ours = module.state_dict()
-    theirs = plain.state_dict()
-    if theirs.keys() == ours.keys() and all(theirs[k].shape == ours[k].shape for k in ours):
-        return dataclasses.replace(info, options=opts)
-    return info
+    return dataclasses.replace(info, options=opts) if same_layout(plain.state_dict(), module.state_dict()) else info
 
 
 def deploy(model: nn.Module) -> nn.Module:

@@ -204,6 +204,11 @@ def _load_srkit_safetensors(path: Path, meta: dict[str, str], tensors: dict) -> 
     return model.eval()
 
 
+def same_layout(a: dict, b: dict) -> bool:
+    """True when two state dicts have the same parameter names and shapes (one can be loaded into the other)."""
+    return a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
+
+
 def _load_strict(module: nn.Module, sd: dict, label: str) -> None:
     try:
         module.load_state_dict(sd, strict=True)

@@ -271,21 +271,18 @@ class _StopRequest:
 
 def _load_init(model: nn.Module, init: str) -> None:
     """Copy the weights of `init` (shipped name or file) into `model`; ConfigError when the networks differ."""
-    from srkit.models import load_model
+    from srkit.models import load_model, same_layout
 
     try:
-        src = load_model(init)
+        theirs = load_model(init).state_dict()
     except SrkitError as e:
         raise ConfigError(f"model.init: {e}") from None
-    theirs = src.state_dict()
-    ours = model.state_dict()
-    if set(theirs) != set(ours) or any(theirs[k].shape != ours[k].shape for k in ours):
+    if not same_layout(theirs, model.state_dict()):
         raise ConfigError(
             f"model.init: {init!r} is not the network this config builds (different parameter names or shapes; "
             "a shipped model is stored deployed, so start a multi-branch run from a run's best.safetensors)"
         )
-    with torch.no_grad():
-        model.load_state_dict({k: v.to(ours[k].dtype) for k, v in theirs.items()})
+    model.load_state_dict(theirs)  # copies in place, casting to the model's dtypes
 
 
 class _CsvLog:

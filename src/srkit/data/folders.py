@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -32,6 +33,9 @@ from srkit.data.patches import (
 from srkit.errors import ConfigError, DatasetError, ShapeError
 from srkit.io import read_image
 from srkit.ops import imresize_matlab, rgb_to_ycbcr
+
+if TYPE_CHECKING:
+    from srkit.degrade.pipeline import Degradation
 
 __all__ = [
     "HRFolder",
@@ -167,6 +171,11 @@ def _to_tensor(patch: np.ndarray, color: str) -> torch.Tensor:
         y = rgb_to_ycbcr(patch, y_only=True) / 255.0  # float64 on the 0..255 scale for uint8 input
         return torch.from_numpy(y.astype(np.float32)[None])
     return torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1))).float().div_(255.0)
+
+
+def _to_uint8(chw: torch.Tensor) -> np.ndarray:
+    """float (3, h, w) in [0, 1] (on 8-bit levels) -> uint8 (h, w, 3)."""
+    return np.ascontiguousarray((chw.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy())
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
@@ -314,13 +323,17 @@ class _PatchDataset(Dataset):
             j = index % len(self._entries)
             e = self._entries[j]
             top, left = e.sampler.sample(rng) if e.sampler is not None else random_patch(rng, *e.lr_hw, p)
-        hr, lr = self._pixels(j)
-        lr_patch = lr[top : top + p, left : left + p]
-        hr_patch = hr[top * s : (top + p) * s, left * s : (left + p) * s]
+        lr_patch, hr_patch = self._cut(j, top, left, index)
         if self.augment:
             k = int(rng.integers(8))
             lr_patch, hr_patch = dihedral(lr_patch, k), dihedral(hr_patch, k)
         return _to_tensor(lr_patch, self.color), _to_tensor(hr_patch, self.color)
+
+    def _cut(self, j: int, top: int, left: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 LR patch (p, p, 3) at (top, left) of image j and the HR patch (p s, p s, 3) it covers."""
+        p, s = self.patch_size, self.scale
+        hr, lr = self._pixels(j)
+        return lr[top : top + p, left : left + p], hr[top * s : (top + p) * s, left * s : (left + p) * s]
 
     def extra_repr(self) -> str:
         return (
@@ -355,6 +368,12 @@ class HRFolder(_PatchDataset):
         seed: with the epoch and the index, determines every sample.
         degrade: uint8 (H, W, 3) HR -> uint8 (H / s, W / s, 3) LR; default :func:`bicubic_lr`.
         cache: keep HR and LR in memory.
+        degradation: a :class:`srkit.degrade.Degradation` run on every sample instead (random blur, noise,
+            JPEG, ...): the HR patch plus ``margin`` LR pixels of context on each side (where the image has
+            them) is degraded with a generator seeded by ``(seed, epoch, index)``, and the patch is cut out of
+            the result; the HR patch is the degradation's target (unsharp-masked if it says so). Patch positions
+            still come from the bicubic LR grid (content sampler included). With ``on: batch`` the dataset does
+            not degrade: the trainer does, per batch.
 
     Attributes:
         skipped: number of images smaller than one HR patch (left out, no warning).
@@ -379,11 +398,15 @@ class HRFolder(_PatchDataset):
         seed: int = 0,
         degrade: Callable[[np.ndarray], np.ndarray] | None = None,
         cache: bool = True,
+        degradation: Degradation | None = None,
     ) -> None:
         files = [Path(f) for f in files]
         if not files:
             raise DatasetError("HRFolder needs at least one image file")
+        if degradation is not None and degrade is not None:
+            raise ConfigError("give degrade (one LR per image) or degradation (new LR per sample), not both")
         self.degrade = degrade
+        self.degradation = degradation
         super().__init__(
             files,
             scale=scale,
@@ -406,6 +429,25 @@ class HRFolder(_PatchDataset):
 
     def _name(self, src: object) -> str:
         return Path(src).stem  # type: ignore[arg-type]
+
+    def _cut(self, j: int, top: int, left: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+        d = self.degradation
+        if d is None or d.cfg.on == "batch":
+            return super()._cut(j, top, left, index)
+        p, s, m = self.patch_size, self.scale, d.cfg.margin
+        hr, _ = self._pixels(j)
+        lh, lw = self._entries[j].lr_hw
+        t0, l0 = max(0, top - m), max(0, left - m)
+        t1, l1 = min(lh, top + p + m), min(lw, left + p + m)
+        crop = torch.from_numpy(np.ascontiguousarray(hr[t0 * s : t1 * s, l0 * s : l1 * s])).permute(2, 0, 1)
+        crop = crop[None].float().div_(255.0)
+        seed = int(np.random.SeedSequence([self.seed, self.epoch, index, 1]).generate_state(1, np.uint64)[0] >> 1)
+        lr_t, _ = d(crop, s, torch.Generator().manual_seed(seed))
+        hr_t = d.target(crop)
+        dt, dl = top - t0, left - l0
+        lr_patch = lr_t[0, :, dt : dt + p, dl : dl + p]
+        hr_patch = hr_t[0, :, dt * s : (dt + p) * s, dl * s : (dl + p) * s]
+        return _to_uint8(lr_patch), _to_uint8(hr_patch)
 
     def _load(self, src: object) -> tuple[np.ndarray, np.ndarray]:
         path = Path(src)  # type: ignore[arg-type]
@@ -533,6 +575,9 @@ class ValidationImages(Dataset):
         max_side: largest HR side kept (rounded down to a multiple of ``scale``); ``None``: whole images.
         color: ``"rgb"`` or ``"y"`` as in :class:`HRFolder`.
         cache: read and degrade every image once in ``__init__`` and keep the pairs in memory.
+        degradation: make LR with this :class:`srkit.degrade.Degradation` instead of bicubic, seeded by
+            ``(seed, file stem)``: the same LR in every run with that seed.
+        seed: see ``degradation``.
 
     Items:
         ``(lr, hr, name)``: float32 (C, h, w) and (C, h * s, w * s) in [0, 1], and the file stem.
@@ -550,10 +595,13 @@ class ValidationImages(Dataset):
         max_side: int | None = None,
         color: str = "rgb",
         cache: bool = True,
+        degradation: Degradation | None = None,
+        seed: int = 0,
     ) -> None:
         self.files = [Path(f) for f in files]
         if not self.files:
             raise DatasetError("ValidationImages needs at least one image file")
+        self.degradation, self.seed = degradation, int(seed)
         self.scale = _check_int("scale", scale)
         if max_side is not None and _check_int("max_side", max_side) < self.scale:
             raise ConfigError(f"max_side={max_side} is smaller than the scale {self.scale}")
@@ -572,7 +620,12 @@ class ValidationImages(Dataset):
         hr = modcrop(hr, self.scale)
         if hr.shape[0] == 0 or hr.shape[1] == 0:
             raise DatasetError(f"validation image {str(path)!r} ({w}x{h}) is smaller than the scale {self.scale}")
-        return np.ascontiguousarray(hr), bicubic_lr(hr, self.scale)
+        hr = np.ascontiguousarray(hr)
+        if self.degradation is None:
+            return hr, bicubic_lr(hr, self.scale)
+        from srkit.degrade.pipeline import degrade_image, image_seed
+
+        return hr, degrade_image(hr, self.degradation, self.scale, image_seed(self.seed, path.stem))[0]
 
     def __len__(self) -> int:
         return len(self.files)

@@ -17,6 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from srkit.degrade.pipeline import DegradationCfg
+from srkit.degrade.steps import STEP_OPS
 from srkit.errors import ConfigError
 from srkit.losses import LossTerm
 
@@ -96,6 +98,13 @@ class DataCfg(BaseModel):
     samples_per_epoch: int = Field(default=4000, gt=0)
     workers: int = Field(default=0, ge=0)
     color: Literal["rgb", "y"] | None = None  # None: from the model's input channels (1 -> "y")
+    # LR made from each HR patch on the fly by a random degradation (srkit.degrade); None: bicubic, once per image.
+    degradation: DegradationCfg | None = None
+
+    @field_validator("degradation", mode="before")
+    @classmethod
+    def _preset_name(cls, v: object) -> object:
+        return {"preset": v} if isinstance(v, str) else v
 
     @field_validator("root")
     @classmethod
@@ -239,7 +248,7 @@ def _key_path(loc: tuple) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif isinstance(part, str) and not any(c in part for c in "[]-"):
+        elif isinstance(part, str) and part not in STEP_OPS and not any(c in part for c in "[]-"):
             out += f".{part}" if out else part
     return out or "config"
 

@@ -553,15 +553,22 @@ class _Run:
         cfg, d = self.cfg, self.cfg.data
         files = list_images(_train_dirs(cfg))
         train_files, val_files = split_files(files, d.val_count, cfg.train.seed)
+        degradation = None
+        if d.degradation is not None:
+            from srkit.degrade.pipeline import Degradation
+
+            degradation = Degradation(d.degradation)
         self.dataset = HRFolder(
             train_files, scale=cfg.model.scale, patch_size=d.patch_size, color=d.color, sampler=d.sampler,
-            augment=True, samples_per_epoch=d.samples_per_epoch, seed=cfg.train.seed,
+            augment=True, samples_per_epoch=d.samples_per_epoch, seed=cfg.train.seed, degradation=degradation,
         )
         self.val_images = None
         self.has_val = bool(val_files)  # the same on every rank (only rank 0 holds the images)
         if val_files and self.dctx.main:
+            # Validation LR comes from the training degradation too (fixed per image by the run seed).
             self.val_images = ValidationImages(val_files, scale=cfg.model.scale, color=d.color,
-                                               max_side=d.val_max_side)
+                                               max_side=d.val_max_side, degradation=degradation,
+                                               seed=cfg.train.seed)
 
     def _loader(self, start: int) -> DataLoader:
         cfg = self.cfg

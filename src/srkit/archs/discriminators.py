@@ -66,15 +66,22 @@ class VGGStyleDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, input_size, input_size) -> (B, 1) logits."""
+        return self.forward_features(x)[0]
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(B, C, input_size, input_size) -> ((B, 1) logits, features): the output of every stride-2 stage,
+        (B, c_i, input_size / 2^(i+1), input_size / 2^(i+1)), for discriminator feature matching."""
         if x.shape[-2:] != (self.input_size, self.input_size):
             raise ValueError(f"input must be {self.input_size}x{self.input_size}, got {tuple(x.shape[-2:])}")
         feat = self.lrelu(self.conv0_0(x))
         feat = self.lrelu(self.bn0_1(self.conv0_1(feat)))
+        feats = [feat]
         for i in range(1, self.num_stages):
             feat = self.lrelu(getattr(self, f"bn{i}_0")(getattr(self, f"conv{i}_0")(feat)))
             feat = self.lrelu(getattr(self, f"bn{i}_1")(getattr(self, f"conv{i}_1")(feat)))
-        feat = self.lrelu(self.linear1(feat.flatten(1)))
-        return self.linear2(feat)
+            feats.append(feat)
+        out = self.lrelu(self.linear1(feat.flatten(1)))
+        return self.linear2(out), feats
 
 
 class UNetDiscriminatorSN(nn.Module):
@@ -102,6 +109,11 @@ class UNetDiscriminatorSN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, 1, H, W) logits; H and W must be multiples of 8."""
+        return self.forward_features(x)[0]
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(B, C, H, W) -> ((B, 1, H, W) logits, features): the activations of conv0 ... conv8 (full, 1/2, 1/4,
+        1/8, 1/4, 1/2 and three at full resolution), for discriminator feature matching."""
         if x.shape[-2] % 8 or x.shape[-1] % 8:
             raise ValueError(f"H and W must be multiples of 8, got {tuple(x.shape[-2:])}")
 
@@ -124,9 +136,9 @@ class UNetDiscriminatorSN(nn.Module):
         x6 = act(self.conv6(up(x5)))
         if self.skip_connection:
             x6 = x6 + x0
-        out = act(self.conv7(x6))
-        out = act(self.conv8(out))
-        return self.conv9(out)
+        x7 = act(self.conv7(x6))
+        x8 = act(self.conv8(x7))
+        return self.conv9(x8), [x0, x1, x2, x3, x4, x5, x6, x7, x8]
 
 
 def build_vgg_discriminator(scale: int = 1, *, num_in_ch: int = 3, num_feat: int = 64,

@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from srkit import __version__
+from srkit.cli import degrade as degrade_cmd
 from srkit.cli import eval as eval_cmd
 from srkit.cli import export as export_cmd
 from srkit.cli import info as info_cmd
@@ -60,6 +61,8 @@ _COMMANDS = {
     "train": (train_cmd, train_cmd.train_command,
               "srkit train configs/tiny-x4.yaml --set train.steps=2000 --out runs/tiny ; srkit train --resume runs/tiny"),
     "plot": (plot_cmd, plot_cmd.plot_command, "srkit plot runs/tiny -o runs/tiny/curves.png"),
+    "degrade": (degrade_cmd, degrade_cmd.degrade_command,
+                "srkit degrade photos/ -o lr/ --preset realesrgan --scale 4 --seed 0 --sheet sheet.png"),
 }
 for _name, (_module, _fn, _example) in _COMMANDS.items():
     app.command(_name, help=_module.HELP, epilog=f"Example: {_example}")(_fn)

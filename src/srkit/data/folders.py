@@ -41,8 +41,10 @@ __all__ = [
     "HRFolder",
     "PairedFolder",
     "ValidationImages",
+    "as_rgb8",
     "bicubic_lr",
     "list_images",
+    "read_rgb8",
     "split_files",
 ]
 
@@ -146,7 +148,7 @@ def _check_int(name: str, value: object, minimum: int = 1) -> int:
     return int(value)
 
 
-def _as_rgb8(image: np.ndarray) -> np.ndarray:
+def as_rgb8(image: np.ndarray) -> np.ndarray:
     """(H, W[, C]) any depth -> uint8 (H, W, 3): alpha dropped, 16-bit/float scaled, gray repeated."""
     if image.ndim == 3 and image.shape[2] in (2, 4):
         image = image[..., :-1]
@@ -161,8 +163,9 @@ def _as_rgb8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def _read_rgb8(path: Path) -> np.ndarray:
-    return _as_rgb8(read_image(path)[0])
+def read_rgb8(path: Path) -> np.ndarray:
+    """Read an image as uint8 (H, W, 3) (see :func:`as_rgb8`)."""
+    return as_rgb8(read_image(path)[0])
 
 
 def _to_tensor(patch: np.ndarray, color: str) -> torch.Tensor:
@@ -451,7 +454,7 @@ class HRFolder(_PatchDataset):
 
     def _load(self, src: object) -> tuple[np.ndarray, np.ndarray]:
         path = Path(src)  # type: ignore[arg-type]
-        hr = modcrop(_read_rgb8(path), self.scale)
+        hr = modcrop(read_rgb8(path), self.scale)
         lr = bicubic_lr(hr, self.scale) if self.degrade is None else self.degrade(hr)
         want = (hr.shape[0] // self.scale, hr.shape[1] // self.scale, 3)
         if not isinstance(lr, np.ndarray) or lr.dtype != np.uint8 or lr.shape != want:
@@ -550,8 +553,8 @@ class PairedFolder(_PatchDataset):
 
     def _load(self, src: object) -> tuple[np.ndarray, np.ndarray]:
         _, lr_path, hr_path = src  # type: ignore[misc]
-        hr_full = _read_rgb8(hr_path)
-        lr = _read_rgb8(lr_path)
+        hr_full = read_rgb8(hr_path)
+        lr = read_rgb8(lr_path)
         want = (hr_full.shape[0] // self.scale, hr_full.shape[1] // self.scale)
         if lr.shape[:2] != want:
             raise DatasetError(
@@ -610,7 +613,7 @@ class ValidationImages(Dataset):
         self._cache = [self._load(f) for f in self.files] if cache else None
 
     def _load(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
-        hr = _read_rgb8(path)
+        hr = read_rgb8(path)
         h, w = hr.shape[:2]
         if self.max_side is not None:
             ch, cw = min(h, self.max_side), min(w, self.max_side)

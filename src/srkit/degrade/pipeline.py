@@ -42,6 +42,7 @@ __all__ = [
     "DegradationCfg",
     "SharpenTargetCfg",
     "degrade_image",
+    "describe",
     "image_seed",
     "parse_degradation",
     "preset_steps",
@@ -403,3 +404,32 @@ def degrade_image(hr: Any, degradation: Degradation, scale: int, seed: int) -> t
     lr, records = degradation(x[None].float().div_(255.0), scale, torch.Generator().manual_seed(int(seed)))
     out = (lr[0] * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
     return (out if hr.ndim == 3 else out[..., 0]), records[0]
+
+
+def describe(record: Record) -> list[str]:
+    """One short human-readable line per recorded step, e.g. ``blur aniso 15px s=2.10/0.70 t=0.52``."""
+    lines = []
+    for r in record:
+        op = r.get("op")
+        if op == "blur" and r.get("kernel") == "sinc":
+            lines.append(f"sinc {r['size']}px w={r['cutoff']:.2f}")
+        elif op == "blur":
+            line = f"blur {r['kernel']} {r['size']}px s={r['sigma_x']:.2f}"
+            if r["kernel"].endswith("aniso"):
+                line += f"/{r['sigma_y']:.2f} t={r['theta']:.2f}"
+            if "beta" in r:
+                line += f" b={r['beta']:.2f}"
+            lines.append(line)
+        elif op == "resize":
+            lines.append(f"resize {r['mode']} -> {r['size'][1]}x{r['size'][0]}")
+        elif op == "noise" and r["kind"] == "gaussian":
+            lines.append(f"gaussian noise s={r['sigma']:.1f}{' gray' if r['gray'] else ''}")
+        elif op == "noise":
+            lines.append(f"poisson noise x{r['scale']:.2f}{' gray' if r['gray'] else ''}")
+        elif op == "jpeg":
+            lines.append(f"jpeg q{r['quality']}")
+        elif op == "sharpen":
+            lines.append(f"sharpen {r['weight']:.2f} s={r['sigma']:.2f}")
+        else:
+            lines.append(str(op))
+    return lines

@@ -72,7 +72,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             {"op": "blur", "kernel_probs": {"iso": 1.0}, "sigma": [0.6, 1.4], "kernel_sizes": [9, 11, 13],
              "sinc_prob": 0.0},
             {"op": "to_target", "modes": {"area": 1.0}},
-            {"op": "noise", "gaussian_prob": 0.0, "poisson_scale": [0.5, 1.5], "gray_prob": 0.0},
+            {"op": "noise", "gaussian_prob": 0.0, "poisson_scale": [0.25, 1.0], "gray_prob": 0.0},
             {"op": "noise", "gaussian_prob": 1.0, "sigma": [1.0, 4.0], "gray_prob": 1.0},
             {"op": "sharpen", "weight": [0.5, 1.2], "sigma": [0.8, 1.5]},
             {"op": "jpeg", "quality": [75, 92]},

@@ -4,12 +4,13 @@ Pure functions of discriminator outputs. Logits may have any shape (``(B, 1)`` f
 ``(B, 1, H, W)`` per pixel from a U-Net one); every loss is a mean over all their elements, computed in float32
 at least. ``real`` are the discriminator's logits on HR images, ``fake`` on SR outputs.
 
-| kind      | D, real part               | D, fake part                | G                                  |
-| --------- | -------------------------- | --------------------------- | ---------------------------------- |
-| vanilla   | mean softplus(-r)          | mean softplus(f)            | mean softplus(-f)  (non-saturating) |
-| lsgan     | mean (r - 1)^2             | mean f^2                    | mean (f - 1)^2                     |
-| hinge     | mean relu(1 - r)           | mean relu(1 + f)            | -mean f                            |
-| ragan     | 0.5 mean softplus(-(r - mean f)) | 0.5 mean softplus(f - mean r) | 0.5 [mean softplus(r - mean f) + mean softplus(-(f - mean r))] |
+With ``r`` = real logits, ``f`` = fake logits, means over all elements, ``sp`` = softplus:
+
+* ``vanilla``: D real part ``mean sp(-r)``, D fake part ``mean sp(f)``; G ``mean sp(-f)`` (non-saturating);
+* ``lsgan``: D ``mean (r - 1)^2`` and ``mean f^2``; G ``mean (f - 1)^2``;
+* ``hinge``: D ``mean relu(1 - r)`` and ``mean relu(1 + f)``; G ``-mean f``;
+* ``ragan``: D ``0.5 mean sp(-(r - mean f))`` and ``0.5 mean sp(f - mean r)``;
+  G ``0.5 (mean sp(r - mean f) + mean sp(-(f - mean r)))``.
 
 ``softplus(-x)`` is binary cross-entropy with logits against label 1, ``softplus(x)`` against label 0. The
 discriminator minimises real part + fake part. LSGAN has no 1/2 factor (as BasicSR's ``lsgan``); RaGAN's
@@ -65,6 +66,9 @@ def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, kind: GanLossKind
 
     Raises:
         ConfigError: unknown kind. ShapeError: empty or non-float logits.
+
+    Reference: Goodfellow et al., NeurIPS 2014; Mao et al., ICCV 2017; Lim & Ye, 2017; Jolicoeur-Martineau,
+    ICLR 2019 (see the module docstring).
     """
     _check_kind(kind)
     r, f = _f32(real, "real logits"), _f32(fake, "fake logits")
@@ -94,6 +98,9 @@ def generator_loss(fake: torch.Tensor, real: torch.Tensor | None = None, kind: G
 
     Raises:
         ConfigError: unknown kind, or ``ragan`` without ``real``. ShapeError: empty or non-float logits.
+
+    Reference: Goodfellow et al., NeurIPS 2014; Mao et al., ICCV 2017; Lim & Ye, 2017; Jolicoeur-Martineau,
+    ICLR 2019; Wang et al., ESRGAN, ECCV Workshops 2018 (see the module docstring).
     """
     _check_kind(kind)
     f = _f32(fake, "fake logits")
@@ -132,7 +139,7 @@ def feature_matching_loss(fake_features: Sequence[torch.Tensor], real_features: 
         raise ShapeError(f"feature matching needs the same non-zero number of layers, got {len(fake_features)} "
                          f"and {len(real_features)}")
     total: torch.Tensor | None = None
-    for i, (a, b) in enumerate(zip(fake_features, real_features)):
+    for i, (a, b) in enumerate(zip(fake_features, real_features, strict=True)):
         if a.shape != b.shape:
             raise ShapeError(f"feature matching layer {i}: shapes {tuple(a.shape)} and {tuple(b.shape)} differ")
         a32, b32 = _f32(a, "features"), _f32(b, "features").detach()

@@ -25,7 +25,10 @@ from srkit.losses import LossTerm
 __all__ = [
     "EVAL_SETS",
     "DataCfg",
+    "DiscriminatorCfg",
     "DistillCfg",
+    "GanCfg",
+    "GanOptimCfg",
     "LossCfg",
     "ModelCfg",
     "OptimCfg",
@@ -211,6 +214,77 @@ class DistillCfg(BaseModel):
         return self
 
 
+class DiscriminatorCfg(BaseModel):
+    """The GAN discriminator: `srkit.archs.build(arch, 1, **options)` (its bare network), optionally from weights.
+
+    `options.num_in_ch` defaults to the generator's output channels (1 for Y models). `init`: a state dict file
+    (safetensors, or a `.pth` such as Real-ESRGAN's `RealESRGAN_x4plus_netD.pth`, `params` key unwrapped) loaded
+    at the start of a fresh run.
+    """
+
+    model_config = _STRICT
+
+    arch: str = "unet-discriminator"
+    options: dict[str, Any] = Field(default_factory=dict)
+    init: str | None = None
+
+    @field_validator("arch")
+    @classmethod
+    def _known_discriminator(cls, v: str) -> str:
+        from srkit.archs import ARCHS
+
+        spec = ARCHS.get(v)
+        if spec is None or spec.kind != "discriminator":
+            known = sorted(k for k, sp in ARCHS.items() if sp.kind == "discriminator")
+            raise ValueError(f"{v!r} is not a discriminator; known: {', '.join(known)}")
+        return v
+
+
+class GanOptimCfg(BaseModel):
+    """The discriminator's optimiser; its lr follows the run's schedule shape (`schedule`) like the generator's."""
+
+    model_config = _STRICT
+
+    name: Literal["adam", "adamw"] = "adam"
+    lr: float = Field(default=1e-4, gt=0)
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = Field(default=0.0, ge=0)
+
+    _betas_in_range = field_validator("betas")(OptimCfg._betas_in_range.__func__)
+
+
+class GanCfg(BaseModel):
+    """Adversarial training: a discriminator and the generator-side terms it provides (`srkit.train.gan`).
+
+    Every step: G minimises `loss` terms + weight * adversarial + feature_matching * FM + ldl * LDL (D frozen),
+    then D takes one step on (HR, G's output of that step, detached). `loss` picks the GAN objective for both
+    sides (`srkit.losses.adversarial`). `feature_matching`: L1 between D's features of SR and HR. `ldl`: the LDL
+    artifact loss against the EMA generator (needs `train.ema_decay`); `ldl_kernel`: its local window.
+    `warmup_steps`: D-only steps at the start: G is not updated at all (no G optimiser step, no EMA update; its
+    terms are still computed and logged), so D can catch up with a generator started from `model.init`.
+    `grad_clip`: max global L2 norm of D's gradients (G's is `optim.grad_clip`).
+    """
+
+    model_config = _STRICT
+
+    discriminator: DiscriminatorCfg = Field(default_factory=DiscriminatorCfg)
+    loss: Literal["vanilla", "lsgan", "hinge", "ragan"] = "vanilla"
+    weight: float = Field(default=0.1, ge=0)
+    feature_matching: float = Field(default=0.0, ge=0)
+    ldl: float = Field(default=0.0, ge=0)
+    ldl_kernel: int = Field(default=7, ge=3)
+    optim: GanOptimCfg = Field(default_factory=GanOptimCfg)
+    warmup_steps: int = Field(default=0, ge=0)
+    grad_clip: float | None = Field(default=None, gt=0)
+
+    @field_validator("ldl_kernel")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError(f"ldl_kernel must be odd, got {v}")
+        return v
+
+
 class RunConfig(BaseModel):
     """Everything a training run depends on (saved as `run_dir/config.yaml`)."""
 
@@ -224,6 +298,7 @@ class RunConfig(BaseModel):
     schedule: ScheduleCfg = Field(default_factory=ScheduleCfg)
     train: TrainCfg
     distill: DistillCfg | None = None
+    gan: GanCfg | None = None  # None: no discriminator (fidelity training)
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
@@ -236,7 +311,27 @@ class RunConfig(BaseModel):
                 f"data.samples_per_epoch ({self.data.samples_per_epoch}) is smaller than one batch "
                 f"({self.data.batch_size})"
             )
+        if self.gan is not None:
+            self._check_gan(self.gan)
         return self
+
+    def _check_gan(self, gan: GanCfg) -> None:
+        from srkit.archs import ARCHS
+
+        if gan.warmup_steps >= self.train.steps:
+            raise ValueError(f"gan.warmup_steps ({gan.warmup_steps}) leaves no generator step in train.steps "
+                             f"({self.train.steps})")
+        if gan.ldl > 0 and self.train.ema_decay is None:
+            raise ValueError("gan.ldl > 0 compares with the EMA generator: set train.ema_decay")
+        d, hr = gan.discriminator, self.data.patch_size * self.model.scale
+        multiple = ARCHS[d.arch].size_multiple
+        if d.arch == "vgg-discriminator" and hr != d.options.get("input_size", 128):
+            raise ValueError(f"gan.discriminator: vgg-discriminator takes {d.options.get('input_size', 128)} px "
+                             f"patches, but HR patches are {hr} (data.patch_size x model.scale); set "
+                             "gan.discriminator.options.input_size (128 or 256) or data.patch_size")
+        if hr % multiple:
+            raise ValueError(f"gan.discriminator: {d.arch} needs HR patches that are a multiple of {multiple} px, "
+                             f"got {hr} (data.patch_size x model.scale)")
 
 
 # ------------------------------------------------------------------------------------------------- loading
@@ -386,4 +481,12 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
 
 def dump_config(cfg: RunConfig) -> str:
     """YAML text that `load_config` reads back to an equal `RunConfig` (paths as strings, tuples as lists)."""
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, default_flow_style=False)
+    data = cfg.model_dump(mode="json")
+    # Unset newer options are left out, so a fidelity run's config.yaml reads as before they existed.
+    if data.get("gan") is None:
+        data.pop("gan", None)
+    for term in data.get("loss") or []:
+        for key in ("layers", "weights", "before_relu"):
+            if term.get(key) is None:
+                term.pop(key, None)
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)

@@ -103,7 +103,7 @@ def test_loss_term_validation():
         t.weight = 2.0  # frozen
     assert LossTerm(name="charbonnier", eps=1e-6).eps == 1e-6
     for bad in (
-        {"name": "perceptual"},
+        {"name": "vgg"},  # not a loss name ("perceptual" is one now: tests/losses/test_perceptual.py)
         {"name": "l1", "weight": -1},
         {"name": "l1", "eps": 1e-3},
         {"name": "charbonnier", "eps": 0},

@@ -1,15 +1,19 @@
 """Benchmark evaluation: PSNR/SSIM of a model on benchmark sets, by the protocol SR papers use.
 
 For each set and scale: HR is cropped to a multiple of the scale (modcrop), LR is made from it with MATLAB bicubic
-(`imresize_matlab`, modern convention) or read from `LR_bicubic/X<s>/` (`lr_from_disk`), the model upscales LR,
-and the result is scored on the Y channel with `border = scale` (see `srkit.metrics`). Scores are per image, then
-averaged over the set.
+(`imresize_matlab`, modern convention), read from `LR_bicubic/X<s>/` (`lr_from_disk`) or made by a degradation
+pipeline (`degradation`, seeded per image and cached on disk, so every model and run sees the same LR); the model
+upscales LR, and the result is scored on the Y channel with `border = scale` (see `srkit.metrics`). Scores are
+per image, then averaged over the set. `evaluate_paired` scores real LR/HR pairs (`DIR/LR`, `DIR/HR`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -97,6 +101,82 @@ def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
     return imresize_matlab(modcrop(hr, scale), 1.0 / scale, convention="modern")
 
 
+def degradation_cache_dir() -> Path:
+    """Where degraded benchmark LR images are kept: ``$SRKIT_CACHE/degraded`` or ``~/.cache/srkit/degraded``."""
+    root = os.environ.get("SRKIT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "srkit")
+    return Path(root) / "degraded"
+
+
+def degraded_lr(hr: np.ndarray, degradation, scale: int, seed: int, set_name: str, image: str,
+                cache: Path | None) -> np.ndarray:
+    """The degraded LR of one benchmark image: seeded by (seed, set, image, scale), cached as PNG under ``cache``.
+
+    The cache key holds the pipeline's full step list, so a changed preset never serves stale images; a cached
+    file is written atomically and read back instead of degrading again.
+    """
+    from srkit.degrade.pipeline import degrade_image, image_seed
+    from srkit.io import write_image
+
+    path = None
+    if cache is not None:
+        steps = [st.model_dump() for st in degradation.steps]
+        key = hashlib.sha256(json.dumps([steps, seed, scale], sort_keys=True).encode()).hexdigest()[:16]
+        name = degradation.cfg.preset or "steps"
+        path = cache / f"{name}-s{seed}-x{scale}-{key}" / set_name / f"{image}.png"
+        if path.is_file():
+            return _as_uint8(read_image(path)[0])
+    rgb = hr if hr.ndim == 3 else np.repeat(hr[..., None], 3, axis=2)
+    lr, _ = degrade_image(rgb, degradation, scale, image_seed(seed, set_name, image, scale))
+    if hr.ndim == 2:
+        lr = lr[..., 0]
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_image(path, lr)
+    return lr
+
+
+def _disk_lr(bench: BenchmarkSet, hr_path: Path, hr: np.ndarray, scale: int) -> np.ndarray:
+    lr_path = bench.lr_path(hr_path, scale)
+    if not lr_path.is_file():
+        raise DatasetError(f"missing LR image {str(lr_path)!r} (drop --lr-from-disk to make LR)")
+    return _fit_lr(_as_uint8(read_image(lr_path)[0]), hr, scale, lr_path.name)
+
+
+def _fit_lr(lr: np.ndarray, hr: np.ndarray, scale: int, name: str) -> np.ndarray:
+    """Check an LR image's size against its (modcropped) HR and match its channel layout."""
+    if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
+        raise DatasetError(
+            f"{name}: LR is {lr.shape[1]}x{lr.shape[0]}, expected "
+            f"{hr.shape[1] // scale}x{hr.shape[0] // scale} for x{scale}"
+        )
+    if lr.ndim != hr.ndim:  # e.g. a gray LR stored for an RGB HR, or the reverse
+        lr = np.repeat(lr[..., None], 3, axis=2) if lr.ndim == 2 else lr[..., 0]
+    return lr
+
+
+def _score(upscaler: Upscaler, lr: np.ndarray, hr: np.ndarray, scale: int, metrics: Sequence[str],
+           y_channel: bool, set_name: str, image: str) -> ImageRow:
+    t0 = time.perf_counter()
+    sr = upscaler.upscale_tensor(_to_tensor(lr))[0]
+    seconds = time.perf_counter() - t0
+    sr_arr = sr.clamp(0, 1).permute(1, 2, 0).numpy()
+    scores = {m: METRICS[m].fn(sr_arr, hr, border=scale, y_channel=y_channel) for m in metrics}
+    return ImageRow(set_name, scale, image, scores, seconds)
+
+
+def _summarise(rows: Sequence[ImageRow], set_name: str, scale: int, metrics: Sequence[str]) -> SummaryRow:
+    mean = {m: float(np.mean([r.scores[m] for r in rows])) for m in metrics}
+    return SummaryRow(set_name, scale, mean, len(rows), float(np.mean([r.seconds for r in rows])))
+
+
+def _check_metrics(metrics: Sequence[str]) -> None:
+    from srkit.errors import ConfigError
+
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ConfigError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
+
+
 def _model_for_scale(model: str | Path | SRModel, scale: int) -> SRModel:
     if isinstance(model, SRModel):
         if model.info.scale != scale:
@@ -117,6 +197,9 @@ def evaluate(
     device: str = "cpu",
     dtype: str = "fp32",
     on_image: Callable[[ImageRow], None] | None = None,
+    degradation: str | Mapping | None = None,
+    degradation_seed: int = 0,
+    cache: Path | None | bool = True,
 ) -> EvalReport:
     """Score a model on benchmark sets.
 
@@ -129,6 +212,11 @@ def evaluate(
         y_channel: score luma (papers) or all RGB channels.
         device, dtype: passed to `Upscaler`.
         on_image: called after each image (progress reporting).
+        degradation: make LR with this pipeline (a preset name such as ``realesrgan``, or a mapping) instead of
+            bicubic; each image seeded by ``(degradation_seed, set, image, scale)``.
+        degradation_seed: see ``degradation``.
+        cache: folder for the degraded LR images (``True``: :func:`degradation_cache_dir`; ``False``/``None``:
+            degrade in memory every time - same pixels, slower).
 
     Returns:
         `EvalReport` with one summary row per (set, scale) and one row per image.
@@ -140,9 +228,15 @@ def evaluate(
     """
     from srkit.errors import ConfigError
 
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown:
-        raise ConfigError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
+    _check_metrics(metrics)
+    if degradation is not None and lr_from_disk:
+        raise ConfigError("lr_from_disk and degradation exclude each other")
+    deg = None
+    if degradation is not None:
+        from srkit.degrade.pipeline import Degradation
+
+        deg = Degradation(degradation)
+    cache_dir = degradation_cache_dir() if cache is True else (cache or None)
     benches: list[BenchmarkSet] = [find_set(data_dir, s) for s in sets]
     summary: list[SummaryRow] = []
     rows: list[ImageRow] = []
@@ -154,30 +248,102 @@ def evaluate(
             for hr_path in bench.hr_paths():
                 hr = modcrop(_as_uint8(read_image(hr_path)[0]), scale)
                 if lr_from_disk:
-                    lr_path = bench.lr_path(hr_path, scale)
-                    if not lr_path.is_file():
-                        raise DatasetError(f"missing LR image {str(lr_path)!r} (drop --lr-from-disk to make LR)")
-                    lr = _as_uint8(read_image(lr_path)[0])
-                    if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
-                        raise DatasetError(
-                            f"{lr_path.name}: LR is {lr.shape[1]}x{lr.shape[0]}, expected "
-                            f"{hr.shape[1] // scale}x{hr.shape[0] // scale} for x{scale}"
-                        )
-                    if lr.ndim != hr.ndim:  # e.g. a gray LR stored for an RGB HR, or the reverse
-                        lr = np.repeat(lr[..., None], 3, axis=2) if lr.ndim == 2 else lr[..., 0]
+                    lr = _disk_lr(bench, hr_path, hr, scale)
+                elif deg is not None:
+                    lr = degraded_lr(hr, deg, scale, degradation_seed, bench.name, hr_path.stem, cache_dir)
                 else:
                     lr = make_lr(hr, scale)
-                t0 = time.perf_counter()
-                sr = upscaler.upscale_tensor(_to_tensor(lr))[0]
-                seconds = time.perf_counter() - t0
-                sr_arr = sr.clamp(0, 1).permute(1, 2, 0).numpy()
-                scores = {m: METRICS[m].fn(sr_arr, hr, border=scale, y_channel=y_channel) for m in metrics}
-                row = ImageRow(bench.name, scale, hr_path.stem, scores, seconds)
+                row = _score(upscaler, lr, hr, scale, metrics, y_channel, bench.name, hr_path.stem)
                 set_rows.append(row)
                 if on_image is not None:
                     on_image(row)
             rows.extend(set_rows)
-            mean = {m: float(np.mean([r.scores[m] for r in set_rows])) for m in metrics}
-            secs = float(np.mean([r.seconds for r in set_rows]))
-            summary.append(SummaryRow(bench.name, scale, mean, len(set_rows), secs))
-    return EvalReport(name, "disk" if lr_from_disk else "imresize_matlab(modern)", summary, rows)
+            summary.append(_summarise(set_rows, bench.name, scale, metrics))
+    source = "disk" if lr_from_disk else "imresize_matlab(modern)"
+    if deg is not None:
+        source = f"degradation {deg.cfg.preset or 'steps'}, seed {degradation_seed}"
+    return EvalReport(name, source, summary, rows)
+
+
+def paired_images(pair_dir: str | Path) -> list[tuple[Path, Path]]:
+    """(LR, HR) file pairs of ``pair_dir/LR`` and ``pair_dir/HR``, matched by name (``imgx4`` matches ``img``).
+
+    Raises:
+        DatasetError: a missing folder, no pairs, or an image in one folder without a partner in the other.
+    """
+    from srkit.data.folders import list_images
+
+    root = Path(pair_dir)
+    for sub in ("LR", "HR"):
+        if not (root / sub).is_dir():
+            raise DatasetError(f"{str(root / sub)!r} is not a folder (paired data is DIR/LR and DIR/HR)")
+    hrs = {p.stem: p for p in list_images(root / "HR")}
+    pairs, unmatched = [], []
+    for lr in list_images(root / "LR"):
+        stem = lr.stem
+        key = next((stem[: -len(t)] for t in ("_LR", "_lr", "LR") if stem.endswith(t) and stem[: -len(t)] in hrs),
+                   None)
+        if key is None and stem not in hrs:
+            import re
+
+            m = re.fullmatch(r"(.*?)[_-]?x\d+", stem)
+            key = m.group(1) if m and m.group(1) in hrs else None
+        key = key or stem
+        if key in hrs:
+            pairs.append((lr, hrs.pop(key)))
+        else:
+            unmatched.append(lr.name)
+    if unmatched or hrs:
+        left = unmatched + [p.name for p in hrs.values()]
+        raise DatasetError(f"{len(left)} image(s) without a partner in {str(root)!r}: {', '.join(sorted(left)[:5])}")
+    if not pairs:
+        raise DatasetError(f"no LR/HR pairs in {str(root)!r}")
+    return pairs
+
+
+def evaluate_paired(
+    model: str | Path | SRModel,
+    pair_dir: str | Path,
+    *,
+    metrics: Sequence[str] = ("psnr", "ssim"),
+    y_channel: bool = True,
+    device: str = "cpu",
+    dtype: str = "fp32",
+    on_image: Callable[[ImageRow], None] | None = None,
+) -> EvalReport:
+    """Score a model on real LR/HR pairs (``pair_dir/LR``, ``pair_dir/HR``), e.g. RealSR or DRealSR.
+
+    The scale is read from the images (HR size // LR size, the same for every pair); HR is modcropped to
+    ``LR size * scale``; scores use ``border = scale`` as for benchmarks.
+
+    Raises:
+        DatasetError: bad layout, unmatched names, or a pair whose sizes are not an integer ratio (or differ from
+            the other pairs' scale).
+        ModelLoadError: the model is not of that scale.
+    """
+    _check_metrics(metrics)
+    pairs = paired_images(pair_dir)
+    root = Path(pair_dir)
+    loaded: list[tuple[str, np.ndarray, np.ndarray]] = []
+    scale = None
+    for lr_path, hr_path in pairs:
+        lr, hr = _as_uint8(read_image(lr_path)[0]), _as_uint8(read_image(hr_path)[0])
+        s = hr.shape[0] // lr.shape[0]
+        if s < 1 or hr.shape[1] // lr.shape[1] != s or (scale is not None and s != scale):
+            raise DatasetError(
+                f"{lr_path.name}: LR {lr.shape[1]}x{lr.shape[0]} and HR {hr.shape[1]}x{hr.shape[0]} are not "
+                f"an x{scale or s} pair"
+            )
+        scale = s
+        hr = hr[: lr.shape[0] * s, : lr.shape[1] * s]
+        loaded.append((hr_path.stem, _fit_lr(lr, hr, s, lr_path.name), hr))
+    assert scale is not None
+    upscaler = Upscaler(_model_for_scale(model, scale), device=device, dtype=dtype)
+    rows = []
+    for stem, lr, hr in loaded:
+        row = _score(upscaler, lr, hr, scale, metrics, y_channel, root.name, stem)
+        rows.append(row)
+        if on_image is not None:
+            on_image(row)
+    name = model.info.arch if isinstance(model, SRModel) else str(model)
+    return EvalReport(name, f"pairs in {root}", [_summarise(rows, root.name, scale, metrics)], rows)

@@ -325,3 +325,14 @@ def test_discriminator_specs():
     assert UNET_DISCRIMINATOR_SPEC.size_multiple == 8
     with pytest.raises(ValueError):
         build_unet_discriminator(scale=4)
+
+
+def test_discriminator_features_path_matches_forward():
+    # forward_features (for discriminator feature matching) is the same network: logits equal forward's.
+    for d, x in ((randomise(build_unet_discriminator(num_feat=8)), torch.rand(2, 3, 16, 24)),
+                 (randomise(build_vgg_discriminator(num_feat=4)), torch.rand(2, 3, 128, 128))):
+        with torch.no_grad():
+            logits, feats = d.forward_features(x)
+            assert torch.equal(logits, d(x))
+        assert all(f.shape[0] == 2 and f.ndim == 4 for f in feats)
+    assert [f.shape[1:] for f in feats] == [(4, 64, 64), (8, 32, 32), (16, 16, 16), (32, 8, 8), (32, 4, 4)]

@@ -12,6 +12,9 @@ import typer
 HELP = """Score a model on benchmark sets (PSNR/SSIM on Y, border = scale, MATLAB bicubic LR).
 
 Sets are found as DATA/<Set>/HR/*.png, so Set5, Set14, B100, Urban100, Manga109 or DIV2K-valid all work.
+
+--degradation realesrgan scores on degraded LR instead (seeded per image by --degradation-seed, cached under
+$SRKIT_CACHE/degraded, identical for every model); --paired DIR scores real pairs DIR/LR + DIR/HR (any scale).
 """
 
 
@@ -49,6 +52,10 @@ def eval_command(
     dtype: str = typer.Option("fp32", "--dtype", help="fp32, bf16, fp16 or auto."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write summary and per-image rows as JSON."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image rows as CSV."),
+    degradation: Optional[str] = typer.Option(
+        None, "--degradation", help="Make LR with this degradation preset (bicubic, bsrgan, realesrgan, camera)."),
+    degradation_seed: int = typer.Option(0, "--degradation-seed", min=0, help="Seed of --degradation."),
+    paired: Optional[Path] = typer.Option(None, "--paired", help="Score real pairs in DIR/LR and DIR/HR instead."),
 ) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -61,8 +68,21 @@ def eval_command(
     bad = [s for s in scales if s < 1]
     if bad:
         raise ConfigError(f"scales must be positive integers, got {bad}")
-    root = _data_dir(data)
-    total = sum(len(find_set(root, s).hr_paths()) for s in sets) * len(scales)
+    if degradation is not None and lr_from_disk:
+        raise ConfigError("--degradation and --lr-from-disk exclude each other")
+    if paired is not None and (degradation is not None or lr_from_disk):
+        raise ConfigError("--paired scores the stored LR images: drop --degradation / --lr-from-disk")
+    if degradation is not None:
+        from srkit.degrade.pipeline import parse_degradation
+
+        parse_degradation(degradation, where="--degradation")  # a typo fails before any image is read
+    if paired is not None:
+        from srkit.evaluate import paired_images
+
+        root, total = paired, len(paired_images(paired))
+    else:
+        root = _data_dir(data)
+        total = sum(len(find_set(root, s).hr_paths()) for s in sets) * len(scales)
     err = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -73,10 +93,16 @@ def eval_command(
         def tick(row) -> None:
             progress.update(task, advance=1, description=f"{row.set} x{row.scale} {row.image}")
 
-        report = evaluate(
-            model, root, sets, scales, lr_from_disk=lr_from_disk, y_channel=not rgb,
-            device=device, dtype=dtype, on_image=tick,
-        )
+        if paired is not None:
+            from srkit.evaluate import evaluate_paired
+
+            report = evaluate_paired(model, paired, y_channel=not rgb, device=device, dtype=dtype, on_image=tick)
+        else:
+            report = evaluate(
+                model, root, sets, scales, lr_from_disk=lr_from_disk, y_channel=not rgb,
+                device=device, dtype=dtype, on_image=tick, degradation=degradation,
+                degradation_seed=degradation_seed,
+            )
     table = Table(title=f"{report.model} — {'RGB' if rgb else 'Y'}, border = scale, LR: {report.lr_source}")
     for col in ("set", "scale", "PSNR (dB)", "SSIM", "images", "ms / image"):
         table.add_column(col, justify="right" if col != "set" else "left")

@@ -10,10 +10,13 @@ from typing import Optional
 
 import typer
 
-HELP = """Plot the training loss and the validation PSNR of a run (from RUN_DIR/log.csv) into a PNG."""
+HELP = ("Plot the training loss, the D/G losses of GAN runs and the validation PSNR of a run (from RUN_DIR/log.csv) "
+        "into a PNG.")
 
 # log.csv columns that are not loss terms.
 _NOT_TERMS = ("step", "loss", "lr", "val_psnr", "val_ssim", "seconds")
+# Columns of GAN runs (srkit.train.gan) drawn in their own panel: D's two loss parts and G's adversarial term.
+_GAN_TERMS = ("d_real", "d_fake", "g_adv")
 
 
 def _num(v: str | None) -> float:
@@ -62,8 +65,19 @@ def plot_command(
         raise SrkitError("srkit plot needs matplotlib (pip install matplotlib)") from None
     output = output if output is not None else run_dir / "curves.png"
     steps = [r["step"] for r in rows]
-    terms = [f for f in fields if f not in _NOT_TERMS]
-    fig, (ax_loss, ax_psnr) = plt.subplots(2, 1, sharex=True, figsize=(8, 6.5))
+    terms = [f for f in fields if f not in _NOT_TERMS and f not in _GAN_TERMS]
+    gan = [f for f in _GAN_TERMS if f in fields]
+    if gan:
+        fig, (ax_loss, ax_gan, ax_psnr) = plt.subplots(3, 1, sharex=True, figsize=(8, 9))
+        for t in gan:
+            ax_gan.plot(steps, [r.get(t, math.nan) for r in rows], label=t, linewidth=1.0)
+        d_total = [r.get("d_real", math.nan) + r.get("d_fake", math.nan) for r in rows]
+        ax_gan.plot(steps, d_total, label="D total", color="black", linewidth=0.8, linestyle="--")
+        ax_gan.set_ylabel("GAN losses (D / G)")
+        ax_gan.legend(loc="upper right", fontsize="small")
+        ax_gan.grid(True, alpha=0.3)
+    else:
+        fig, (ax_loss, ax_psnr) = plt.subplots(2, 1, sharex=True, figsize=(8, 6.5))
     ax_loss.plot(steps, [r.get("loss", math.nan) for r in rows], label="loss (total)", color="black")
     if len(terms) > 1:
         for t in terms:

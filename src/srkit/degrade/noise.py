@@ -83,8 +83,8 @@ def _levels(image: torch.Tensor) -> float:
 
     A heavily quantised image (few levels) gets strong shot noise, a rich one weak noise, as in Real-ESRGAN.
     """
-    q = torch.clamp((image * 255.0).round(), 0, 255)
-    n = int(torch.unique(q).numel())
+    q = torch.clamp((image * 255.0).round(), 0, 255).to(torch.int64)
+    n = int(torch.count_nonzero(torch.bincount(q.flatten(), minlength=256)))
     return float(2 ** math.ceil(math.log2(max(n, 2))))
 
 
@@ -121,12 +121,13 @@ def add_poisson_noise(
     gen_device = generator.device if generator is not None else images.device
     x = images.clamp(0.0, 1.0).to(gen_device, torch.float32)
     levels = torch.tensor([_levels(x[i]) for i in range(b)], device=gen_device).view(b, 1, 1, 1)
-    colour = torch.poisson(x * levels, generator=generator) / levels - x
-    if c == 3:
-        luma = sum(wt * x[:, i : i + 1] for i, wt in enumerate(_LUMA))
-    else:
-        luma = x
-    mono = torch.poisson(luma * levels, generator=generator) / levels - luma
-    colour, mono = colour.to(images.device, images.dtype), mono.to(images.device, images.dtype)
-    noise = g * mono + (1 - g) * colour
+    # Only the fields some image needs are drawn (which ones is fixed by `gray`, so the stream stays seeded).
+    noise = torch.zeros_like(images)
+    if bool((g < 1).any()):
+        colour = torch.poisson(x * levels, generator=generator) / levels - x
+        noise = noise + (1 - g) * colour.to(images.device, images.dtype)
+    if bool((g > 0).any()):
+        luma = sum(wt * x[:, i : i + 1] for i, wt in enumerate(_LUMA)) if c == 3 else x
+        mono = torch.poisson(luma * levels, generator=generator) / levels - luma
+        noise = noise + g * mono.to(images.device, images.dtype)
     return (images + noise * _per_image(scale, b, images)).clamp(0.0, 1.0)

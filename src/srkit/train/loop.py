@@ -4,7 +4,8 @@ Layout of a run folder::
 
     config.yaml              the resolved config (data root and colour filled in)
     log.csv                  step, loss (total and per term), lr, val_psnr, val_ssim, seconds (append-only)
-    checkpoints/last.pt      model, EMA, optimiser, step, RNG states, config (atomic; for --resume)
+    checkpoints/last.pt      model, EMA, optimiser, step, RNG states, config (atomic; for --resume); GAN runs:
+                             the discriminator and its optimiser too (`srkit.train.gan`)
     best.safetensors         srkit weights (EMA when on) of the best validation PSNR so far
     final.safetensors        srkit weights (EMA when on) at the last step
     tb/                      TensorBoard events (only when `tensorboard` is installed)
@@ -29,7 +30,6 @@ Only rank 0 validates and writes files.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import signal
@@ -49,6 +49,7 @@ from srkit.errors import ConfigError, DatasetError, SrkitError
 from srkit.train.checkpoint import load_checkpoint, save_checkpoint
 from srkit.train.config import RunConfig, ScheduleCfg, dump_config, parse_config
 from srkit.train.ema import ModelEMA
+from srkit.train.runlog import CsvLog, ProgressBar, tensorboard_writer
 
 __all__ = ["FitResult", "StepBatchSampler", "TrainingError", "fit", "lr_at", "validate"]
 
@@ -266,7 +267,7 @@ class _StopRequest:
         self._old.clear()
 
 
-# ----------------------------------------------------------------------------------------------- logging
+# ----------------------------------------------------------------------------------------------- init
 
 
 def _load_init(model: nn.Module, init: str) -> None:
@@ -283,89 +284,6 @@ def _load_init(model: nn.Module, init: str) -> None:
             "a shipped model is stored deployed, so start a multi-branch run from a run's best.safetensors)"
         )
     model.load_state_dict(theirs)  # copies in place, casting to the model's dtypes
-
-
-class _CsvLog:
-    """log.csv: append-only rows; the header is fixed by the first row (or by the existing file)."""
-
-    def __init__(self, path: Path, keep_until: int | None):
-        self.path = path
-        self.fields: list[str] | None = None
-        if path.is_file() and keep_until is None:
-            path.unlink()  # a fresh run: the old log (of a run that never checkpointed) is void
-        if path.is_file():
-            with open(path, newline="") as f:
-                reader = csv.DictReader(f)
-                self.fields = list(reader.fieldnames or []) or None
-                rows = [r for r in reader if _int(r.get("step")) <= keep_until]
-            # Rows after the resumed step belong to steps that will be run again: drop them first.
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            with open(tmp, "w", newline="") as f:
-                if self.fields:
-                    w = csv.DictWriter(f, fieldnames=self.fields)
-                    w.writeheader()
-                    w.writerows(rows)
-            os.replace(tmp, path)
-
-    def write(self, row: dict) -> None:
-        new = self.fields is None
-        if new:
-            self.fields = list(row)
-        with open(self.path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore", restval="")
-            if new:
-                w.writeheader()
-            w.writerow(row)
-
-
-def _int(v) -> int:
-    try:
-        return int(float(v))
-    except (TypeError, ValueError):
-        return -1
-
-
-def _tensorboard(run_dir: Path, purge_step: int | None):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional
-        return None
-    return SummaryWriter(str(run_dir / "tb"), purge_step=purge_step)
-
-
-class _Progress:
-    """rich progress bar on stderr: step, loss, last validation PSNR, ETA."""
-
-    def __init__(self, total: int, start: int, enabled: bool):
-        self.bar = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
-
-        self.bar = Progress(
-            TextColumn("train"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TextColumn("PSNR {task.fields[psnr]}"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=Console(stderr=True),
-        )
-        self.task = self.bar.add_task("train", total=total, completed=start, loss="-", psnr="-")
-        self.bar.start()
-
-    def update(self, step: int, loss: float | None = None, psnr: float | None = None) -> None:
-        if self.bar is None:
-            return
-        fields = {}
-        if loss is not None:
-            fields["loss"] = f"{loss:.4f}"
-        if psnr is not None:
-            fields["psnr"] = f"{psnr:.2f} dB"
-        self.bar.update(self.task, completed=step, **fields)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 # ----------------------------------------------------------------------------------------------- validation
@@ -534,6 +452,12 @@ class _Run:
 
             self.distiller = Distiller(cfg.distill, self.model, self.device, in_channels=channels)
         self.criterion = CompositeLoss(cfg.loss).to(self.device)
+        self.gan = None  # the discriminator side of a GAN run (srkit.train.gan)
+        if cfg.gan is not None:
+            from srkit.train.gan import Adversary
+
+            self.gan = Adversary(cfg.gan, model.info.out_channels, self.device, seed=tr.seed, world=self.dctx.world,
+                                 memory_format=self.memory_format, load_init=not resume)
         params = list(self.model.parameters())
         self.extra_params = list(self.distiller.parameters()) if self.distiller is not None else []
         o = cfg.optim
@@ -593,6 +517,7 @@ class _Run:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "distill": self.distiller.state_dict() if self.distiller is not None else None,
+            **({"gan": self.gan.state_dict()} if self.gan is not None else {}),
             "rng": rng,
             "best_psnr": self.best_psnr,
             "best_step": self.best_step,
@@ -615,6 +540,10 @@ class _Run:
                 if st.get("distill") is None:
                     raise ConfigError("the checkpoint was trained without distillation; start a new run")
                 self.distiller.load_state_dict(st["distill"])
+            if self.gan is not None or st.get("gan") is not None:
+                from srkit.train.gan import restore
+
+                restore(self.gan, st.get("gan"))
             self.optimizer.load_state_dict(st["optimizer"])
         except (RuntimeError, KeyError, ValueError) as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
@@ -701,9 +630,9 @@ class _Run:
             tmp = self.run_dir / f".config.yaml.{os.getpid()}.tmp"
             tmp.write_text(dump_config(cfg))
             os.replace(tmp, self.run_dir / "config.yaml")
-            log = _CsvLog(self.run_dir / "log.csv", keep_until=start if resume else None)
-            tb = _tensorboard(self.run_dir, purge_step=start + 1 if resume else None)
-        bar = _Progress(cfg.train.steps, start, progress and dctx.main)
+            log = CsvLog(self.run_dir / "log.csv", keep_until=start if resume else None)
+            tb = tensorboard_writer(self.run_dir, purge_step=start + 1 if resume else None)
+        bar = ProgressBar(cfg.train.steps, start, progress and dctx.main)
         stopped_by = None
         step = start
         try:
@@ -735,9 +664,12 @@ class _Run:
             lr_now = lr_at(step, cfg.optim.lr, cfg.schedule, total)
             for g in self.optimizer.param_groups:
                 g["lr"] = lr_now
+            if self.gan is not None:  # D: the same schedule shape, its own peak
+                self.gan.set_lr(lr_at(step, cfg.gan.optim.lr, cfg.schedule, total))
+            train_g = self.gan is None or self.gan.trains_generator(step)  # False: D-only warm-up
             lr_img = lr_img.to(dev, non_blocking=True).contiguous(memory_format=self.memory_format)
             hr_img = hr_img.to(dev, non_blocking=True)
-            with amp:
+            with amp, nullcontext() if train_g else torch.no_grad():
                 if self.distiller is not None:
                     self.distiller.teach(lr_img)
                 sr = self.net(lr_img)
@@ -748,19 +680,18 @@ class _Run:
                 d_loss, d_terms = self.distiller.loss(sr)
                 loss = loss + d_loss
                 terms.update(d_terms)
+            if self.gan is not None:
+                g_loss, g_terms = self.gan.generator_terms(sr, hr_img, lr_img, self.ema and self.ema.module, amp)
+                loss = loss + g_loss
+                terms.update(g_terms)
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 raise TrainingError(f"the loss is {loss_value} at step {step + 1}; lower optim.lr or set "
                                     "optim.grad_clip")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.dctx.world > 1 and self.extra_params:
-                self._allreduce_extra_grads()
-            if cfg.optim.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(clip_params, cfg.optim.grad_clip)
-            self.optimizer.step()
-            if self.ema is not None:
-                self.ema.update(self.model)
+            if train_g:
+                self._update_generator(loss, clip_params)
+            if self.gan is not None:
+                terms.update(self.gan.discriminator_step(sr, hr_img, amp, step))
             step += 1
             self.acc["n"] = self.acc.get("n", 0.0) + 1
             self.acc["loss"] = self.acc.get("loss", 0.0) + loss_value
@@ -799,6 +730,18 @@ class _Run:
             if stopped_by is not None:
                 return step, stopped_by
         return step, None
+
+    def _update_generator(self, loss: torch.Tensor, clip_params: list[nn.Parameter]) -> None:
+        """Backward, clip, optimiser step and EMA update of the generator (and of the distillation adapters)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.dctx.world > 1 and self.extra_params:
+            self._allreduce_extra_grads()
+        if self.cfg.optim.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(clip_params, self.cfg.optim.grad_clip)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
 
     def _allreduce_extra_grads(self) -> None:
         # The distillation adapters live outside DistributedDataParallel: average their gradients by hand.

@@ -120,9 +120,9 @@ def test_gan_resume_is_bit_identical(data_root, tmp_path):
     assert a.keys() == b.keys() and any(k.startswith("opt_d.") for k in a) and any(k.startswith("d.") for k in a)
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert not different, different[:5]
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
     rows = read_rows(tmp_path / "once" / "log.csv")
-    assert strip(rows) == strip(read_rows(tmp_path / "twice" / "log.csv"))
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in rows] == [
+        {k: v for k, v in r.items() if k != "seconds"} for r in read_rows(tmp_path / "twice" / "log.csv")]
     assert GAN_COLUMNS <= set(rows[0])
 
 

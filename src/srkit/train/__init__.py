@@ -1,4 +1,4 @@
-"""Training: configs (`RunConfig`, `load_config`), the loop (`fit`), EMA, checkpoints and distillation.
+"""Training: configs (`RunConfig`, `load_config`), the loop (`fit`), EMA, checkpoints, distillation and GANs.
 
     from srkit.train import fit, load_config
     result = fit(load_config("configs/tiny-x4.yaml", ["train.steps=2000"]), "runs/tiny-x4")
@@ -6,7 +6,10 @@
 
 from srkit.train.config import (
     DataCfg,
+    DiscriminatorCfg,
     DistillCfg,
+    GanCfg,
+    GanOptimCfg,
     ModelCfg,
     OptimCfg,
     RunConfig,
@@ -20,8 +23,11 @@ from srkit.train.loop import FitResult, TrainingError, fit, lr_at
 
 __all__ = [
     "DataCfg",
+    "DiscriminatorCfg",
     "DistillCfg",
     "FitResult",
+    "GanCfg",
+    "GanOptimCfg",
     "ModelCfg",
     "ModelEMA",
     "OptimCfg",

@@ -13,6 +13,9 @@ D's learning rate follows the run's schedule shape with ``gan.optim.lr`` as its 
 throughout (spectral-norm power iterations and BatchNorm statistics advance with every forward, as in BasicSR /
 Real-ESRGAN); its losses are computed in float32 from logits produced under autocast. Under DDP the discriminator
 is not wrapped: its gradients are averaged over ranks by hand before its step, so every rank keeps the same D.
+Every GAN loss is a mean, so a distributed run computes the single-process step up to summation order, except
+``ragan`` (its "mean of the other side" is taken over each rank's share of the batch) and the BatchNorm
+statistics of ``vgg-discriminator`` (per rank).
 
 Reference: C. Ledig et al., "Photo-Realistic Single Image Super-Resolution Using a Generative Adversarial
 Network" (SRGAN), CVPR 2017; X. Wang et al., "ESRGAN", ECCV Workshops 2018; X. Wang et al., "Real-ESRGAN",
@@ -78,7 +81,7 @@ def build_discriminator(cfg: GanCfg, channels: int, *, seed: int = 0, load_init:
         torch.manual_seed(seed)
         try:
             net = build(d.arch, 1, **options).module
-        except ConfigError as e:
+        except (ConfigError, ValueError) as e:  # the builders refuse bad sizes with ValueError
             raise ConfigError(f"gan.discriminator.options: {e}") from None
     if d.init is not None and load_init:
         path = Path(d.init).expanduser()

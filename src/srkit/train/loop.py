@@ -681,7 +681,8 @@ class _Run:
                 loss = loss + d_loss
                 terms.update(d_terms)
             if self.gan is not None:
-                g_loss, g_terms = self.gan.generator_terms(sr, hr_img, lr_img, self.ema and self.ema.module, amp)
+                ema_net = self.ema.module if self.ema is not None else None  # LDL compares with it
+                g_loss, g_terms = self.gan.generator_terms(sr, hr_img, lr_img, ema_net, amp)
                 loss = loss + g_loss
                 terms.update(g_terms)
             loss_value = float(loss.detach())

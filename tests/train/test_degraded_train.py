@@ -81,3 +81,47 @@ def test_degraded_run_resumes_bit_identically(data_root, tmp_path):
     rows = read_rows(tmp_path / "once" / "log.csv")
     assert rows[-1]["val_psnr"]
     assert "preset: realesrgan" in (tmp_path / "once" / "config.yaml").read_text()
+
+
+def test_batch_mode_degrades_on_the_training_device_and_resumes(data_root, tmp_path):
+    d = degraded_cfg(data_root, steps=8, val_every=4)
+    d["model"] = {"arch": "ecbsr-m4c16", "scale": 4}  # Y model: the batch is degraded in RGB, then turned to Y
+    d["data"]["degradation"] = {"preset": "bsrgan", "on": "batch"}
+    cfg = parse_config(d)
+    fit(cfg, tmp_path / "once", progress=False)
+    fit(cfg, tmp_path / "twice", progress=False, stop_at=3)
+    fit(cfg, tmp_path / "twice", resume=True, progress=False)
+    a, b = state_tensors(tmp_path / "once"), state_tensors(tmp_path / "twice")
+    assert not [k for k in a if not torch.equal(a[k], b[k])]
+    assert float(read_rows(tmp_path / "once" / "log.csv")[-1]["loss"]) > 0
+
+
+def test_training_pair_matches_the_loader_colour_conversion():
+    hr = torch.rand(2, 3, 32, 32).mul(255).round().div(255)
+    d = Degradation("bicubic")
+    lr_rgb, t_rgb = d.training_pair(hr, 4, seed=0)
+    lr_y, t_y = d.training_pair(hr, 4, seed=0, color="y")
+    assert lr_rgb.shape == (2, 3, 8, 8) and t_rgb is hr
+    assert lr_y.shape == (2, 1, 8, 8) and t_y.shape == (2, 1, 32, 32)
+    from srkit.data.folders import _to_tensor
+
+    img = (hr[0].permute(1, 2, 0).numpy() * 255).round().astype("uint8")
+    assert torch.allclose(t_y[0], _to_tensor(img, "y"), atol=1e-6)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("nope", "data.degradation: unknown preset 'nope'"),
+    ({"steps": [{"op": "blur", "kernel_sizes": [7, 8]}, {"op": "to_target"}]},
+     r"data.degradation.steps\[0\].kernel_sizes: 8 is even"),
+    ({"steps": [{"op": "noise", "gray_prob": -0.1}, {"op": "to_target"}]}, r"data.degradation.steps\[0\].gray_prob"),
+    ({"steps": [{"op": "to_target"}, {"op": "jpeg", "quality": [20, 101]}]},
+     r"data.degradation.steps\[1\].quality: JPEG quality \[20, 101\] is outside 1..100"),
+])
+def test_bad_degradation_settings_fail_before_training(data_root, tmp_path, value, message):
+    from srkit.errors import ConfigError
+
+    d = degraded_cfg(data_root)
+    d["data"]["degradation"] = value
+    with pytest.raises(ConfigError, match=message):
+        parse_config(d)
+    assert not (tmp_path / "run").exists()

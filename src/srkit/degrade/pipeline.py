@@ -363,6 +363,29 @@ class Degradation:
             out.append(_quantise(x))
         return torch.cat(out, 0)
 
+    def training_pair(
+        self, hr: torch.Tensor, scale: int, seed: int, color: str = "rgb"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """An (LR, target) training batch from RGB HR patches, for ``on: batch`` (degradation on the training device).
+
+        Args:
+            hr: float (B, 3, H, W) RGB in [0, 1], H and W multiples of ``scale``, on any device.
+            scale: SR factor.
+            seed: seeds the batch's parameter generator (the trainer passes a function of run seed, rank, step).
+            color: ``"rgb"`` or ``"y"``: both tensors are returned as BT.601 luma (1 channel) for ``"y"``.
+
+        Returns:
+            ``(lr, target)``: (B, C, H / s, W / s) and (B, C, H, W) on hr's device.
+        """
+        lr, _ = self(hr, scale, torch.Generator().manual_seed(int(seed)))
+        target = self.target(hr)
+        if color == "y":
+            from srkit.ops import rgb_to_ycbcr
+
+            # luma of the 8-bit RGB, unrounded: what the loader's Y patches are
+            lr, target = rgb_to_ycbcr(lr, y_only=True), rgb_to_ycbcr(target, y_only=True)
+        return lr, target
+
     def target(self, hr: torch.Tensor) -> torch.Tensor:
         """The training target: ``hr`` unsharp-masked if ``sharpen_target`` is set, else ``hr`` itself."""
         s = self.cfg.sharpen_target

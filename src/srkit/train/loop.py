@@ -482,8 +482,11 @@ class _Run:
             from srkit.degrade.pipeline import Degradation
 
             degradation = Degradation(d.degradation)
+        # on: batch - the loader yields RGB HR patches and _loop degrades each batch on the training device.
+        self.batch_degradation = degradation if degradation is not None and degradation.cfg.on == "batch" else None
         self.dataset = HRFolder(
-            train_files, scale=cfg.model.scale, patch_size=d.patch_size, color=d.color, sampler=d.sampler,
+            train_files, scale=cfg.model.scale, patch_size=d.patch_size,
+            color="rgb" if self.batch_degradation is not None else d.color, sampler=d.sampler,
             augment=True, samples_per_epoch=d.samples_per_epoch, seed=cfg.train.seed, degradation=degradation,
         )
         self.val_images = None
@@ -659,6 +662,9 @@ class _Run:
         if start >= total:
             return step, None
         for lr_img, hr_img in self._loader(start):
+            if self.batch_degradation is not None:
+                lr_img, hr_img = self.batch_degradation.training_pair(
+                    hr_img.to(dev), cfg.model.scale, _step_seed(tr.seed + 1, self.dctx.rank, step), cfg.data.color)
             # Dropout / stochastic depth draw from the global RNG: make them a function of (seed, rank, step).
             torch.manual_seed(_step_seed(tr.seed, self.dctx.rank, step))
             lr_now = lr_at(step, cfg.optim.lr, cfg.schedule, total)

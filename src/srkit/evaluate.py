@@ -160,7 +160,8 @@ def _score(upscaler: Upscaler, lr: np.ndarray, hr: np.ndarray, scale: int, metri
     sr = upscaler.upscale_tensor(_to_tensor(lr))[0]
     seconds = time.perf_counter() - t0
     sr_arr = sr.clamp(0, 1).permute(1, 2, 0).numpy()
-    scores = {m: METRICS[m].fn(sr_arr, hr, border=scale, y_channel=y_channel) for m in metrics}
+    scores = {m: METRICS[m].fn(sr_arr, hr, border=scale, y_channel=y_channel) if METRICS[m].needs_reference
+              else METRICS[m].fn(sr_arr, crop_border=scale) for m in metrics}
     return ImageRow(set_name, scale, image, scores, seconds)
 
 

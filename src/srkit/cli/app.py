@@ -16,6 +16,7 @@ from srkit.cli import degrade as degrade_cmd
 from srkit.cli import eval as eval_cmd
 from srkit.cli import export as export_cmd
 from srkit.cli import info as info_cmd
+from srkit.cli import iqa as iqa_cmd
 from srkit.cli import plot as plot_cmd
 from srkit.cli import train as train_cmd
 from srkit.cli import upscale as upscale_cmd
@@ -66,6 +67,8 @@ _COMMANDS = {
 }
 for _name, (_module, _fn, _example) in _COMMANDS.items():
     app.command(_name, help=_module.HELP, epilog=f"Example: {_example}")(_fn)
+# Command groups (sub-apps with their own commands): `srkit iqa score|fit-niqe`.
+app.add_typer(iqa_cmd.app, name="iqa", help=iqa_cmd.HELP)
 
 
 def expand_multi_value(argv: list[str]) -> list[str]:

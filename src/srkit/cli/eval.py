@@ -11,6 +11,9 @@ import typer
 
 HELP = """Score a model on benchmark sets (PSNR/SSIM on Y, border = scale, MATLAB bicubic LR).
 
+--metrics psnr ssim niqe adds columns (space-separated; no-reference metrics such as niqe score the SR output
+alone, border = scale).
+
 Sets are found as DATA/<Set>/HR/*.png, so Set5, Set14, B100, Urban100, Manga109 or DIV2K-valid all work.
 
 --degradation realesrgan scores on degraded LR instead (seeded per image by --degradation-seed, cached under
@@ -56,6 +59,8 @@ def eval_command(
         None, "--degradation", help="Make LR with this degradation preset (bicubic, bsrgan, realesrgan, camera)."),
     degradation_seed: int = typer.Option(0, "--degradation-seed", min=0, help="Seed of --degradation."),
     paired: Optional[Path] = typer.Option(None, "--paired", help="Score real pairs in DIR/LR and DIR/HR instead."),
+    metrics: list[str] = typer.Option(
+        ["psnr", "ssim"], "--metrics", help="Metrics to compute: psnr ssim niqe (several values allowed)."),
 ) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -63,8 +68,10 @@ def eval_command(
 
     from srkit.data.benchmark import find_set
     from srkit.errors import ConfigError
-    from srkit.evaluate import evaluate
+    from srkit.evaluate import _check_metrics, evaluate
 
+    metrics = list(dict.fromkeys(metrics))  # a name given twice is one column
+    _check_metrics(metrics)
     bad = [s for s in scales if s < 1]
     if bad:
         raise ConfigError(f"scales must be positive integers, got {bad}")
@@ -96,18 +103,20 @@ def eval_command(
         if paired is not None:
             from srkit.evaluate import evaluate_paired
 
-            report = evaluate_paired(model, paired, y_channel=not rgb, device=device, dtype=dtype, on_image=tick)
+            report = evaluate_paired(model, paired, metrics=metrics, y_channel=not rgb, device=device, dtype=dtype,
+                                     on_image=tick)
         else:
             report = evaluate(
-                model, root, sets, scales, lr_from_disk=lr_from_disk, y_channel=not rgb,
+                model, root, sets, scales, metrics=metrics, lr_from_disk=lr_from_disk, y_channel=not rgb,
                 device=device, dtype=dtype, on_image=tick, degradation=degradation,
                 degradation_seed=degradation_seed,
             )
     table = Table(title=f"{report.model} — {'RGB' if rgb else 'Y'}, border = scale, LR: {report.lr_source}")
-    for col in ("set", "scale", "PSNR (dB)", "SSIM", "images", "ms / image"):
+    labels = {"psnr": "PSNR (dB)", "ssim": "SSIM"}
+    for col in ("set", "scale", *(labels.get(m, m.upper()) for m in metrics), "images", "ms / image"):
         table.add_column(col, justify="right" if col != "set" else "left")
     for r in report.summary:
-        table.add_row(r.set, f"x{r.scale}", f"{r.scores['psnr']:.4f}", f"{r.scores['ssim']:.4f}", str(r.images),
+        table.add_row(r.set, f"x{r.scale}", *(f"{r.scores[m]:.4f}" for m in metrics), str(r.images),
                       f"{1000 * r.seconds_per_image:.1f}")
     Console().print(table)
     if json_path is not None:

@@ -1,6 +1,9 @@
-"""Full-reference image-quality metrics, evaluated by the BasicSR/MATLAB protocol.
+"""Image-quality metrics: full-reference PSNR/SSIM by the BasicSR/MATLAB protocol, no-reference NIQE.
 
 `METRICS` is the one name -> metric table; callers look metrics up there (nothing registers itself).
+Contract: a full-reference metric is called ``fn(image, reference, border=..., y_channel=...)``; a no-reference
+one (``needs_reference=False``) ``fn(image, crop_border=...)``, taking a uint8 (H, W[, 3]) array or a float
+[0, 1] array / tensor.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from srkit.metrics.niqe import fit_niqe_params, load_niqe_params, niqe, save_niqe_params
 from srkit.metrics.psnr import psnr
 from srkit.metrics.ssim import ssim
 
@@ -20,11 +24,18 @@ class MetricInfo:
     higher_is_better: bool
     unit: str
     description: str
+    needs_reference: bool = True
 
 
 METRICS: dict[str, MetricInfo] = {
-    "psnr": MetricInfo(psnr, True, "dB", "PSNR, uint8-rounded, border-cropped, BT.601 Y (BasicSR protocol)"),
-    "ssim": MetricInfo(ssim, True, "", "SSIM, 11x11 Gaussian sigma 1.5, valid region (BasicSR protocol)"),
+    "psnr": MetricInfo(psnr, True, "dB", "PSNR, uint8-rounded, border-cropped, BT.601 Y (BasicSR protocol)",
+                       needs_reference=True),
+    "ssim": MetricInfo(ssim, True, "", "SSIM, 11x11 Gaussian sigma 1.5, valid region (BasicSR protocol)",
+                       needs_reference=True),
+    "niqe": MetricInfo(niqe, False, "", "NIQE (srkit pristine model; params=official for LIVE's), Y rounded, "
+                       "LIVE MATLAB release", needs_reference=False),
 }
 
-__all__ = ["METRICS", "MetricInfo", "psnr", "ssim"]
+__all__ = [
+    "METRICS", "MetricInfo", "fit_niqe_params", "load_niqe_params", "niqe", "psnr", "save_niqe_params", "ssim",
+]

@@ -1,0 +1,274 @@
+"""`srkit iqa`: no-reference image quality: score images (NIQE) and fit srkit's NIQE pristine model.
+
+Inputs are files, folders (walked recursively like `srkit upscale`: hidden entries and non-image suffixes
+skipped) or globs. Nothing here imports torch at module level, so `srkit --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from srkit.cli.upscale import IMAGE_SUFFIXES, _has_magic, _is_hidden, _walk_images
+
+HELP = """No-reference image quality: score images (NIQE) and fit srkit's NIQE model.
+
+Scores from different NIQE models are not comparable: the output names the model used (srkit's own by default,
+--params official for LIVE's, or a file).
+"""
+
+SCORE_HELP = """Score images without a reference (one line per image, then the mean).
+
+IMAGE_OR_DIR: files, folders (recursive) or globs. Put --metrics after them (it takes several values).
+--params selects the NIQE model: a .npz/.mat file, or 'official' (LIVE's, found in $SRKIT_REFERENCE,
+$SRKIT_DATA/../reference or ../shared/reference). A failing image prints one line; the exit code is then 1.
+"""
+
+FIT_HELP = """Fit a NIQE pristine model on high-quality images with the LIVE recipe (sharp 96x96 blocks).
+
+HR_DIR: folders (recursive), files or globs of training images. Benchmark sets (Set5, Set14, B100, ...) are
+refused: a model fitted on them would leak the test set. The model is written atomically as .npz.
+"""
+
+app = typer.Typer(name="iqa", help=HELP, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+
+
+class Color(str, Enum):
+    y = "y"
+    gray = "gray"
+
+
+def collect_images(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]], list[str]]:
+    """Image files of INPUTs (files, folders walked recursively, globs), in order, each once.
+
+    Returns:
+        (images, failures as (input, reason), notes).
+    """
+    found: list[Path] = []
+    failures: list[tuple[str, str]] = []
+    notes: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if p.exists():
+            if p.is_dir():
+                images = _walk_images(p, None)
+                if not images:
+                    notes.append(f"no images under '{p}'")
+                found.extend(images)
+            else:
+                found.append(p)
+            continue
+        if not _has_magic(item):
+            failures.append((item, "no such file or folder"))
+            continue
+        n = 0
+        for m in map(Path, sorted(glob.glob(item, recursive=True))):
+            if m.is_dir():
+                images = _walk_images(m, None)
+            elif m.suffix.lower() in IMAGE_SUFFIXES and not _is_hidden(m.name):
+                images = [m]
+            else:
+                images = []
+            found.extend(images)
+            n += len(images)
+        if n == 0:
+            failures.append((item, "no image matches this pattern"))
+    seen: set[str] = set()
+    unique = []
+    for f in found:
+        key = os.path.realpath(f)
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique, failures, notes
+
+
+def read_uint8(path: Path):
+    """An image file as uint8 (H, W) or (H, W, 3): alpha dropped, 16-bit and float scaled to 8-bit."""
+    import numpy as np
+
+    from srkit.io import read_image
+
+    img = read_image(path)[0]
+    if img.ndim == 3 and img.shape[2] in (2, 4):
+        img = img[..., :-1]
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.dtype == np.uint16:
+        return np.rint(img / 257.0).astype(np.uint8)
+    if img.dtype != np.uint8:
+        return np.rint(np.clip(np.nan_to_num(img.astype(np.float64)), 0, 1) * 255.0).astype(np.uint8)
+    return img
+
+
+def _say_factory():
+    from rich.console import Console
+
+    err = Console(stderr=True, highlight=False)
+    interactive = err.is_terminal
+
+    def say(line: str) -> None:
+        if interactive:
+            err.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    return err, interactive, say
+
+
+def _progress(console, interactive):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=True, disable=not interactive)
+
+
+def _reason(exc: BaseException) -> str:
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    return msg if type(exc).__module__.startswith("srkit") else f"{type(exc).__name__}: {msg}"
+
+
+@app.command("score", help=SCORE_HELP, epilog="Example: srkit iqa score photos/ --metrics niqe --params official "
+                                                "--json scores.json")
+def score_command(
+    inputs: list[str] = typer.Argument(..., help="Image files, folders or globs.", show_default=False),
+    metrics: list[str] = typer.Option(["niqe"], "--metrics", help="No-reference metrics (several values allowed)."),
+    params: Optional[str] = typer.Option(
+        None, "--params", help="NIQE model: a .npz/.mat file or 'official' [default: srkit's own]."),
+    color: Color = typer.Option(Color.y, "--color", help="Plane scored: rgb2ycbcr luma (y) or rgb2gray (gray)."),
+    crop_border: int = typer.Option(0, "--crop-border", min=0, help="Pixels removed from each side first."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write per-image scores and means as JSON."),
+) -> None:
+    from srkit.cli.eval import _write_atomic
+    from srkit.errors import ConfigError
+    from srkit.metrics import METRICS, load_niqe_params
+
+    t0 = time.perf_counter()
+    metrics = list(dict.fromkeys(metrics))
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ConfigError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
+    ref = [m for m in metrics if METRICS[m].needs_reference]
+    if ref:
+        no_ref = ", ".join(m for m, i in METRICS.items() if not i.needs_reference)
+        raise ConfigError(f"{', '.join(ref)} need(s) a reference image; srkit iqa score takes no-reference "
+                          f"metrics ({no_ref})")
+    niqe_params = load_niqe_params(params) if "niqe" in metrics else None  # a bad file fails before any image
+    kwargs = {m: {"crop_border": crop_border} for m in metrics}
+    if niqe_params is not None:
+        kwargs["niqe"].update(params=niqe_params, color=color.value)
+    models = {"niqe": niqe_params.name} if niqe_params is not None else {}
+
+    images, failures, notes = collect_images(inputs)
+    err, interactive, say = _say_factory()
+    for n in notes:
+        say(f"srkit: note: {n}")
+    for f, reason in failures:
+        say(f"srkit: error: {f}: {reason}")
+    rows: list[dict] = []
+    failed = [{"image": f, "error": r} for f, r in failures]
+    with _progress(err, interactive) as progress:
+        task = progress.add_task("iqa", total=len(images))
+        for path in images:
+            progress.update(task, description=f"iqa {path.name}")
+            try:
+                img = read_uint8(path)
+                row = {"image": str(path), **{m: METRICS[m].fn(img, **kwargs[m]) for m in metrics}}
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
+                failed.append({"image": str(path), "error": _reason(e)})
+                say(f"srkit: error: {path}: {_reason(e)}")
+            else:
+                rows.append(row)
+                typer.echo(f"{path}\t" + "\t".join(f"{m} {row[m]:.4f}" for m in metrics))
+            progress.advance(task)
+    means = {m: (sum(r[m] for r in rows) / len(rows)) if rows else None for m in metrics}
+    model_note = "; ".join(f"{m} model: {name}" for m, name in models.items())
+    if rows:
+        typer.echo(f"mean of {len(rows)} image(s)\t" + "\t".join(f"{m} {means[m]:.4f}" for m in metrics)
+                   + (f"\t({model_note})" if model_note else ""))
+    say(f"srkit iqa score: {len(rows)} scored, {len(failed)} failed in {time.perf_counter() - t0:.1f} s")
+    if json_path is not None:
+        doc = {"metrics": metrics, "models": models, "color": color.value, "crop_border": crop_border,
+               "images": rows, "mean": means, "failed": failed}
+        _write_atomic(json_path, json.dumps(doc, indent=2) + "\n")
+    if failed or not rows:
+        raise typer.Exit(1)
+
+
+def _eval_set_part(path: Path) -> str | None:
+    """The benchmark-set folder name in a path (given or resolved), if any."""
+    from srkit.train.config import EVAL_SETS
+
+    banned = {s.lower() for s in EVAL_SETS}
+    for parts in (path.parts, Path(os.path.realpath(path)).parts):
+        for part in parts:
+            if part.lower() in banned:
+                return part
+    return None
+
+
+@app.command("fit-niqe", help=FIT_HELP,
+             epilog="Example: srkit iqa fit-niqe ../shared/datasets/T91/HR ../shared/datasets/BSDS200/HR "
+                    "../shared/datasets/General100/HR -o src/srkit/metrics/niqe_srkit_params.npz")
+def fit_niqe_command(
+    inputs: list[str] = typer.Argument(..., help="Folders, files or globs of pristine images.", show_default=False),
+    output: Path = typer.Option(..., "--output", "-o", help="Model file to write (.npz)."),
+    sharpness_threshold: float = typer.Option(
+        0.75, "--sharpness-threshold", min=0.0, max=1.0, help="Keep blocks sharper than this x the image's sharpest."),
+    block: int = typer.Option(96, "--block", min=8, help="Block size (even; 96 as LIVE)."),
+    color: Color = typer.Option(Color.y, "--color", help="Plane fitted: rgb2ycbcr luma (y) or rgb2gray (gray)."),
+) -> None:
+    from srkit import __version__
+    from srkit.errors import ConfigError
+    from srkit.metrics import fit_niqe_params, save_niqe_params
+    from srkit.train.config import EVAL_SETS
+
+    t0 = time.perf_counter()
+    if output.suffix.lower() != ".npz":
+        raise typer.BadParameter("the model is written as .npz", param_hint="'-o'")
+    for item in inputs:
+        part = _eval_set_part(Path(item))
+        if part is not None:
+            raise ConfigError(f"{item!r} is in benchmark set {part!r}; fitting NIQE on it would leak the test set "
+                              f"(never fit on {', '.join(EVAL_SETS)})")
+    images, failures, notes = collect_images(inputs)
+    if failures:
+        f, reason = failures[0]
+        raise ConfigError(f"{f}: {reason}")
+    for img in images:
+        part = _eval_set_part(img)
+        if part is not None:
+            raise ConfigError(f"{str(img)!r} is in benchmark set {part!r}; fitting NIQE on it would leak the test "
+                              "set")
+    if not images:
+        raise ConfigError(f"no images in {', '.join(inputs)}")
+    err, interactive, say = _say_factory()
+    for n in notes:
+        say(f"srkit: note: {n}")
+    with _progress(err, interactive) as progress:
+        task = progress.add_task("fit-niqe", total=len(images))
+
+        def stream():
+            for path in images:
+                progress.update(task, description=f"fit-niqe {path.name}")
+                yield read_uint8(path)
+                progress.advance(task)
+
+        fit = fit_niqe_params(stream(), sharpness_threshold=sharpness_threshold, block=block, color=color.value)
+    fit["sources"] = [str(i) for i in inputs]
+    fit["srkit_version"] = __version__
+    save_niqe_params(output, fit)
+    typer.echo(f"srkit iqa fit-niqe: {fit['images']} images ({fit['skipped']} skipped: smaller than one "
+               f"{block}x{block} block or constant), {fit['blocks']} sharp blocks -> {output} in "
+               f"{time.perf_counter() - t0:.1f} s")

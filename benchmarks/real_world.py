@@ -2,8 +2,9 @@
 
     python benchmarks/real_world.py --data ../shared/datasets [--sheet docs/real_world.png]
 
-Rows: PSNR / SSIM (Y, border 4, as `srkit eval`) and the mean gradient magnitude of the output's luma (a
-sharpness proxy: higher = more high-frequency content, real or not) on
+Rows: PSNR / SSIM (Y, border 4, as `srkit eval`), NIQE (LIVE's official pristine model, Y, border 4; lower is
+better) and the mean gradient magnitude of the output's luma (a sharpness proxy: higher = more high-frequency
+content, real or not) on
 - Set14 and B100 degraded with the `realesrgan` preset (degradation seed 0) - what real-x4 is trained on;
 - B100 degraded with the `camera` preset (seed 0) - a chain no model here was trained on.
 LR images come from `srkit.evaluate.degraded_lr` (the same cache `srkit eval --degradation` uses).
@@ -34,21 +35,22 @@ PHOTO_LIKE = {
 
 
 def mean_gradient(sr: np.ndarray, border: int) -> float:
-    """Mean |grad| of the BT.601 luma (0..255 scale) of a uint8 RGB image, ``border`` pixels cropped."""
+    """Mean |grad| of the BT.601 luma (0..255 scale) of a uint8 RGB (or gray) image, ``border`` pixels cropped."""
     from srkit.ops import rgb_to_ycbcr
 
-    y = rgb_to_ycbcr(sr, y_only=True)[border:-border, border:-border]
+    y = (rgb_to_ycbcr(sr, y_only=True) if sr.ndim == 3 else sr.astype(np.float64))[border:-border, border:-border]
     gy, gx = np.gradient(y)
     return float(np.mean(np.hypot(gx, gy)))
 
 
-def score(model: str, data: Path, set_name: str, preset: str, seed: int) -> dict[str, float]:
+def score(model: str, data: Path, set_name: str, preset: str, seed: int, niqe_params: Path) -> dict[str, float]:
     from srkit.data.benchmark import find_set, modcrop
     from srkit.degrade.pipeline import Degradation
     from srkit.evaluate import _as_uint8, _to_tensor, degradation_cache_dir, degraded_lr
     from srkit.infer import Upscaler
     from srkit.io import read_image
     from srkit.metrics import psnr, ssim
+    from srkit.metrics.niqe import niqe
     from srkit.models import load_model
 
     up = Upscaler(load_model(model, scale=4), dtype="fp32")
@@ -59,9 +61,11 @@ def score(model: str, data: Path, set_name: str, preset: str, seed: int) -> dict
         lr = degraded_lr(hr, deg, 4, seed, set_name, hr_path.stem, degradation_cache_dir())
         sr = up.upscale_tensor(_to_tensor(lr))[0].clamp(0, 1).permute(1, 2, 0).numpy()
         sr8 = np.rint(sr * 255).astype(np.uint8)
-        rows.append((psnr(sr, hr, border=4), ssim(sr, hr, border=4), mean_gradient(sr8, 4)))
+        sr8 = sr8[..., 0] if sr8.shape[2] == 1 else sr8  # gray images stay gray
+        rows.append((psnr(sr, hr, border=4), ssim(sr, hr, border=4), niqe(sr8, crop_border=4, params=niqe_params),
+                     mean_gradient(sr8, 4)))
     a = np.mean(rows, axis=0)
-    return {"psnr": float(a[0]), "ssim": float(a[1]), "grad": float(a[2])}
+    return {"psnr": float(a[0]), "ssim": float(a[1]), "niqe": float(a[2]), "grad": float(a[3])}
 
 
 def sheet(data: Path, out: Path, names: tuple[str, ...] = ("3096", "42049"), crop: int = 160) -> None:
@@ -101,17 +105,20 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--models", nargs="+", default=list(MODELS))
     ap.add_argument("--sheet", type=Path, default=None)
+    ap.add_argument("--niqe-params", type=Path, default=None,
+                    help="official NIQE model (default: DATA/../reference/niqe_pris_params.npz)")
     a = ap.parse_args()
+    niqe_params = a.niqe_params or a.data.resolve().parent / "reference" / "niqe_pris_params.npz"
     torch.set_num_threads(2)
     cases = [("Set14", "realesrgan"), ("B100", "realesrgan"), ("B100", "camera")]
-    print("| model | " + " | ".join(f"{s} {p} (PSNR / SSIM / grad)" for s, p in cases) + " |")
+    print("| model | " + " | ".join(f"{s} {p} (PSNR / SSIM / NIQE / grad)" for s, p in cases) + " |")
     print("| --- |" + " --- |" * len(cases))
     for m in a.models:
         t = time.perf_counter()
         cells = []
         for s, p in cases:
-            r = score(m, a.data, s, p, seed=0)
-            cells.append(f"{r['psnr']:.4f} / {r['ssim']:.4f} / {r['grad']:.2f}")
+            r = score(m, a.data, s, p, seed=0, niqe_params=niqe_params)
+            cells.append(f"{r['psnr']:.4f} / {r['ssim']:.4f} / {r['niqe']:.3f} / {r['grad']:.2f}")
         print(f"| {m} | " + " | ".join(cells) + f" |   <!-- {time.perf_counter() - t:.0f} s -->", flush=True)
     if a.sheet is not None:
         sheet(a.data, a.sheet)

@@ -6,7 +6,8 @@
    DataLoader with the config's `data.workers` and batch size, nothing else running: pairs per second.
 2. Trainer: the config's network, loss, optimiser, bf16 / channels-last settings, on one fixed batch of the
    config's shape (no data loading at all): optimiser steps per second x batch = samples consumed per second.
-The ratio loader / trainer must be >= 2 for data loading never to limit training.
+The ratio loader / trainer must be >= 2 for data loading never to limit training. For a GAN config the trainer
+part times the generator step only (an upper bound on consumption).
 """
 
 from __future__ import annotations
@@ -96,6 +97,9 @@ def main() -> None:
     tr = trainer_rate(cfg, a.steps)
     print(f"trainer alone: {tr:7.1f} samples/s ({tr / cfg.data.batch_size:.2f} steps/s x {cfg.data.batch_size})")
     print(f"loader / trainer = {ld / tr:.2f} (must be >= 2)")
+    if cfg.gan is not None:
+        print("note: the trainer rate is the generator step alone; a GAN step also runs the discriminator, so the "
+              "real consumption is lower (see the run's log.csv: steps x batch / seconds)")
 
 
 if __name__ == "__main__":

@@ -96,7 +96,8 @@ def sheet(data: Path, out: Path, names: tuple[str, ...] = ("3096", "42049"), cro
             sr = ups[m].upscale_tensor(x)[0].clamp(0, 1).permute(1, 2, 0).numpy()
             tiles.append(np.rint(sr * 255).astype(np.uint8))
         for c, t in enumerate(tiles):
-            canvas.paste(Image.fromarray(t[top : top + crop, left : left + crop]), (6 + c * (crop + 6), 26 + r * (crop + 6)))
+            tile = Image.fromarray(t[top : top + crop, left : left + crop])
+            canvas.paste(tile, (6 + c * (crop + 6), 26 + r * (crop + 6)))
     write_image(out, np.asarray(canvas))
 
 

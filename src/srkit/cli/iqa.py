@@ -9,7 +9,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import sys
 import time
 from enum import Enum
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Optional
 
 import typer
 
-from srkit.cli.upscale import IMAGE_SUFFIXES, _has_magic, _is_hidden, _walk_images
+from srkit.cli.upscale import IMAGE_SUFFIXES, _has_magic, _is_hidden, _walk_images, stderr_lines
 
 HELP = """No-reference image quality: score images (NIQE) and fit srkit's NIQE model.
 
@@ -110,21 +109,6 @@ def read_uint8(path: Path):
     return img
 
 
-def _say_factory():
-    from rich.console import Console
-
-    err = Console(stderr=True, highlight=False)
-    interactive = err.is_terminal
-
-    def say(line: str) -> None:
-        if interactive:
-            err.print(line, markup=False, highlight=False, soft_wrap=True)
-        else:
-            print(line, file=sys.stderr, flush=True)
-
-    return err, interactive, say
-
-
 def _progress(console, interactive):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -169,7 +153,7 @@ def score_command(
     models = {"niqe": niqe_params.name} if niqe_params is not None else {}
 
     images, failures, notes = collect_images(inputs)
-    err, interactive, say = _say_factory()
+    err, interactive, say = stderr_lines()
     for n in notes:
         say(f"srkit: note: {n}")
     for f, reason in failures:
@@ -253,7 +237,7 @@ def fit_niqe_command(
                               "set")
     if not images:
         raise ConfigError(f"no images in {', '.join(inputs)}")
-    err, interactive, say = _say_factory()
+    err, interactive, say = stderr_lines()
     for n in notes:
         say(f"srkit: note: {n}")
     with _progress(err, interactive) as progress:

@@ -244,6 +244,23 @@ def remove_stale_temps(dst: Path) -> int:
     return n
 
 
+def stderr_lines():
+    """``(console, interactive, say)``: ``say(line)`` prints one line on stderr (through rich on a terminal, so it
+    does not tear a progress bar; plain and flushed otherwise)."""
+    from rich.console import Console
+
+    err = Console(stderr=True, highlight=False)
+    interactive = err.is_terminal
+
+    def say(line: str) -> None:
+        if interactive:
+            err.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    return err, interactive, say
+
+
 def _reason(exc: BaseException, src: Path) -> str:
     msg = " ".join(str(exc).split()) or type(exc).__name__
     prefix = f"cannot read '{src}': "
@@ -276,8 +293,6 @@ def upscale_command(
     alpha: AlphaMode = typer.Option(AlphaMode.bicubic, "--alpha", help="How the alpha channel is upscaled."),
     suffix: str = typer.Option("", "--suffix", help="Appended to output file names in folder mode, e.g. _x4."),
 ) -> None:
-    from rich.console import Console
-
     t0 = time.perf_counter()
     tile_v = parse_tile(tile)
     fmt = format.value if format is not None else None
@@ -285,15 +300,7 @@ def upscale_command(
         raise typer.BadParameter("must not contain a path separator", param_hint="'--suffix'")
     jobs, failures, notes = plan_jobs(inputs, output, fmt, suffix)
 
-    err = Console(stderr=True, highlight=False)
-    interactive = err.is_terminal
-
-    def say(line: str) -> None:
-        if interactive:
-            err.print(line, markup=False, highlight=False, soft_wrap=True)
-        else:
-            print(line, file=sys.stderr, flush=True)
-
+    err, interactive, say = stderr_lines()
     for n in notes:
         say(f"srkit: note: {n}")
     for f, reason in failures:

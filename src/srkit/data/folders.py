@@ -317,7 +317,7 @@ class _PatchDataset(Dataset):
             raise IndexError(f"index {index} out of range for {n} samples")
         index = int(index) % n
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        p, s = self.patch_size, self.scale
+        p = self.patch_size
         if self._offsets is not None:
             flat = index % int(self._offsets[-1])
             j = int(np.searchsorted(self._offsets, flat, side="right")) - 1

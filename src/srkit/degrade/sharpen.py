@@ -44,7 +44,9 @@ def gaussian_blur_separable(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return y.reshape(b, c, h, w)
 
 
-def unsharp_mask(images: torch.Tensor, weight: float = 0.5, sigma: float = 8.0, threshold: float = 10 / 255) -> torch.Tensor:
+def unsharp_mask(
+    images: torch.Tensor, weight: float = 0.5, sigma: float = 8.0, threshold: float = 10 / 255
+) -> torch.Tensor:
     """Unsharp masking with a soft threshold mask.
 
     The detail ``d = x - G_sigma * x`` is added with ``weight``; where ``|d| <= threshold`` (flat areas, noise) the

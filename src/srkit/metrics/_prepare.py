@@ -29,6 +29,8 @@ def to_uint8_hwc(image: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
             return t.permute(1, 2, 0).cpu().numpy()
         if not t.is_floating_point():
             raise ShapeError(f"{name}: tensor dtype {t.dtype} not supported (use float in [0, 1] or uint8)")
+        if not bool(torch.isfinite(t).all()):
+            raise ShapeError(f"{name}: the image holds NaN or Inf values")
         t = (t.float().clamp(0, 1) * 255.0).round().to(torch.uint8)
         return t.permute(1, 2, 0).cpu().numpy()
     arr = np.asarray(image)
@@ -39,6 +41,8 @@ def to_uint8_hwc(image: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr
     if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise ShapeError(f"{name}: the image holds NaN or Inf values")
         return np.rint(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
     raise ShapeError(f"{name}: dtype {arr.dtype} not supported (use uint8, or float in [0, 1])")
 

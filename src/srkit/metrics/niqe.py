@@ -237,38 +237,19 @@ def _round_half_away(x: np.ndarray) -> np.ndarray:
 
 
 def _as_uint8(image) -> np.ndarray:
-    """uint8 (H, W[, C]) from uint8 arrays, float [0, 1] (H, W[, C]) arrays or (C, H, W) / (1, C, H, W) tensors."""
-    if type(image).__module__.split(".")[0] == "torch":
-        import torch
+    """uint8 (H, W) or (H, W, 3) from uint8 arrays, float [0, 1] (H, W[, C]) arrays or (C, H, W) / (1, C, H, W)
+    tensors (the metrics' shared conversion, :func:`srkit.metrics._prepare.to_uint8_hwc`)."""
+    from srkit.metrics._prepare import to_uint8_hwc
 
-        t = image.detach()
-        if t.ndim == 4:
-            if t.shape[0] != 1:
-                raise ShapeError(f"niqe scores one image at a time, got a batch of shape {tuple(t.shape)}")
-            t = t[0]
-        if t.ndim == 2:
-            t = t[None]
-        if t.ndim != 3 or t.shape[0] not in (1, 3):
-            raise ShapeError(f"niqe expects a (3, H, W) or (1, 3, H, W) tensor, got shape {tuple(image.shape)}")
-        if t.is_floating_point():
-            t = t.to(torch.float64)  # bf16 has no numpy type
-        arr = t.cpu().numpy().transpose(1, 2, 0)
-    else:
-        arr = np.asarray(image)
-        if arr.ndim == 3 and arr.shape[2] not in (1, 3) and arr.shape[0] in (1, 3):
-            raise ShapeError(f"niqe expects an (H, W, 3) array (channels last), got shape {arr.shape}")
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
-        raise ShapeError(f"niqe expects a gray (H, W) or RGB (H, W, 3) image, got shape {arr.shape} "
+    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] not in (1, 3) and image.shape[0] in (1, 3):
+        raise ShapeError(f"niqe expects an (H, W, 3) array (channels last), got shape {image.shape}")
+    arr = to_uint8_hwc(image, "niqe")
+    if arr.shape[2] == 1:
+        return arr[..., 0]
+    if arr.shape[2] != 3:
+        raise ShapeError(f"niqe expects a gray (H, W) or RGB (H, W, 3) image, got {arr.shape[2]} channels "
                          "(drop alpha first)")
-    if arr.dtype == np.uint8:
-        return arr
-    if np.issubdtype(arr.dtype, np.floating):
-        if not np.isfinite(arr).all():
-            raise ShapeError("niqe: the image holds NaN or Inf values")
-        return np.rint(np.clip(arr.astype(np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
-    raise ShapeError(f"niqe: dtype {arr.dtype} not supported (use uint8, or float in [0, 1])")
+    return arr
 
 
 def _plane(image, color: str) -> np.ndarray:

@@ -176,6 +176,9 @@ def _check_metrics(metrics: Sequence[str]) -> None:
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ConfigError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
+    for m in metrics:
+        if METRICS[m].check is not None:
+            METRICS[m].check()
 
 
 def _model_for_scale(model: str | Path | SRModel, scale: int) -> SRModel:

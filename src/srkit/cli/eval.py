@@ -60,7 +60,7 @@ def eval_command(
     degradation_seed: int = typer.Option(0, "--degradation-seed", min=0, help="Seed of --degradation."),
     paired: Optional[Path] = typer.Option(None, "--paired", help="Score real pairs in DIR/LR and DIR/HR instead."),
     metrics: list[str] = typer.Option(
-        ["psnr", "ssim"], "--metrics", help="Metrics to compute: psnr ssim niqe (several values allowed)."),
+        ["psnr", "ssim"], "--metrics", help="Metrics to compute: psnr ssim niqe lpips (several values allowed)."),
 ) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -1,4 +1,4 @@
-"""Image-quality metrics: full-reference PSNR/SSIM by the BasicSR/MATLAB protocol, no-reference NIQE.
+"""Image-quality metrics: full-reference PSNR/SSIM by the BasicSR/MATLAB protocol and LPIPS, no-reference NIQE.
 
 `METRICS` is the one name -> metric table; callers look metrics up there (nothing registers itself).
 Contract: a full-reference metric is called ``fn(image, reference, border=..., y_channel=...)``; a no-reference
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from srkit.metrics.lpips import lpips, lpips_model
 from srkit.metrics.niqe import fit_niqe_params, load_niqe_params, niqe, save_niqe_params
 from srkit.metrics.psnr import psnr
 from srkit.metrics.ssim import ssim
@@ -25,6 +26,9 @@ class MetricInfo:
     unit: str
     description: str
     needs_reference: bool = True
+    # Called once before scoring starts: raises (ConfigError) when something the metric needs is missing, so a
+    # run fails before its first image rather than after it (e.g. LPIPS's backbone weights).
+    check: Callable[[], object] | None = None
 
 
 METRICS: dict[str, MetricInfo] = {
@@ -34,8 +38,10 @@ METRICS: dict[str, MetricInfo] = {
                        needs_reference=True),
     "niqe": MetricInfo(niqe, False, "", "NIQE (srkit pristine model; params=official for LIVE's), Y rounded, "
                        "LIVE MATLAB release", needs_reference=False),
+    "lpips": MetricInfo(lpips, False, "", "LPIPS v0.1 (AlexNet), RGB (y_channel ignored), border-cropped; backbone "
+                        "from torch.hub checkpoints", needs_reference=True, check=lpips_model),
 }
 
 __all__ = [
-    "METRICS", "MetricInfo", "fit_niqe_params", "load_niqe_params", "niqe", "psnr", "save_niqe_params", "ssim",
+    "METRICS", "MetricInfo", "fit_niqe_params", "load_niqe_params", "lpips", "niqe", "psnr", "save_niqe_params", "ssim",
 ]

@@ -6,7 +6,6 @@ skipped) or globs. Nothing here imports torch at module level, so `srkit --help`
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import time
@@ -16,7 +15,7 @@ from typing import Optional
 
 import typer
 
-from srkit.cli.upscale import IMAGE_SUFFIXES, _has_magic, _is_hidden, _walk_images, stderr_lines
+from srkit.cli.upscale import find_images, stderr_lines
 
 HELP = """No-reference image quality: score images (NIQE) and fit srkit's NIQE model.
 
@@ -52,35 +51,8 @@ def collect_images(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]
     Returns:
         (images, failures as (input, reason), notes).
     """
-    found: list[Path] = []
-    failures: list[tuple[str, str]] = []
-    notes: list[str] = []
-    for item in inputs:
-        p = Path(item)
-        if p.exists():
-            if p.is_dir():
-                images = _walk_images(p, None)
-                if not images:
-                    notes.append(f"no images under '{p}'")
-                found.extend(images)
-            else:
-                found.append(p)
-            continue
-        if not _has_magic(item):
-            failures.append((item, "no such file or folder"))
-            continue
-        n = 0
-        for m in map(Path, sorted(glob.glob(item, recursive=True))):
-            if m.is_dir():
-                images = _walk_images(m, None)
-            elif m.suffix.lower() in IMAGE_SUFFIXES and not _is_hidden(m.name):
-                images = [m]
-            else:
-                images = []
-            found.extend(images)
-            n += len(images)
-        if n == 0:
-            failures.append((item, "no image matches this pattern"))
+    pairs, failures, notes = find_images(inputs)
+    found = [f for f, _ in pairs]
     seen: set[str] = set()
     unique = []
     for f in found:

@@ -146,6 +146,53 @@ def _out_name(src: Path, fmt: str | None, suffix: str) -> str:
     return f"{src.stem}{suffix}{ext}"
 
 
+def find_images(
+    inputs: list[str], exclude: str | None = None
+) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]], list[str]]:
+    """Image files of INPUTs: files, folders (walked recursively) and globs (expanded here, `**` included).
+
+    Args:
+        inputs: the command's INPUT arguments.
+        exclude: a real path (an output folder) whose contents are never taken as inputs.
+
+    Returns:
+        (found as (file, path relative to its folder or glob base), failures as (input, reason), notes).
+    """
+    found: list[tuple[Path, Path]] = []
+    failures: list[tuple[str, str]] = []
+    notes: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if p.exists():
+            if p.is_dir():
+                images = _walk_images(p, exclude)
+                if not images:
+                    notes.append(f"no images under '{p}'")
+                found.extend((f, f.relative_to(p)) for f in images)
+            else:
+                found.append((p, Path(p.name)))
+            continue
+        if not _has_magic(item):
+            failures.append((item, "no such file or folder"))
+            continue
+        base = _glob_base(item)
+        n = 0
+        for m in map(Path, sorted(glob.glob(item, recursive=True))):
+            if m.is_dir():
+                images = _walk_images(m, exclude)
+                found.extend((f, f.relative_to(base) if f.is_relative_to(base) else f.relative_to(m))
+                             for f in images)
+                n += len(images)
+            elif m.suffix.lower() in IMAGE_SUFFIXES and not _is_hidden(m.name):
+                if exclude is not None and os.path.realpath(m).startswith(exclude + os.sep):
+                    continue  # our own outputs
+                found.append((m, m.relative_to(base) if m.is_relative_to(base) else Path(m.name)))
+                n += 1
+        if n == 0:
+            failures.append((item, "no image matches this pattern"))
+    return found, failures, notes
+
+
 def plan_jobs(
     inputs: list[str], output: str, fmt: str | None, suffix: str
 ) -> tuple[list[Job], list[tuple[str, str]], list[str]]:
@@ -160,8 +207,6 @@ def plan_jobs(
 
     failures: list[tuple[str, str]] = []
     notes: list[str] = []
-    # (source, path relative to OUT) for every image found
-    found: list[tuple[Path, Path]] = []
     out = Path(output)
     single = (
         len(inputs) == 1 and Path(inputs[0]).is_file() and not out.is_dir() and not output.endswith(("/", os.sep))
@@ -174,37 +219,7 @@ def plan_jobs(
             raise typer.BadParameter(
                 f"'{out}' is a file; several inputs or a folder need an output folder", param_hint="'-o'"
             )
-        out_real = os.path.realpath(out)
-        for item in inputs:
-            p = Path(item)
-            if p.exists():
-                if p.is_dir():
-                    images = _walk_images(p, out_real)
-                    if not images:
-                        notes.append(f"no images under '{p}'")
-                    found.extend((f, f.relative_to(p)) for f in images)
-                else:
-                    found.append((p, Path(p.name)))
-                continue
-            if not _has_magic(item):
-                failures.append((item, "no such file or folder"))
-                continue
-            base = _glob_base(item)
-            matches = sorted(glob.glob(item, recursive=True))
-            n = 0
-            for m in map(Path, matches):
-                if m.is_dir():
-                    images = _walk_images(m, out_real)
-                    found.extend((f, f.relative_to(base) if f.is_relative_to(base) else f.relative_to(m))
-                                 for f in images)
-                    n += len(images)
-                elif m.suffix.lower() in IMAGE_SUFFIXES and not _is_hidden(m.name):
-                    if os.path.realpath(m).startswith(out_real + os.sep):
-                        continue  # our own outputs
-                    found.append((m, m.relative_to(base) if m.is_relative_to(base) else Path(m.name)))
-                    n += 1
-            if n == 0:
-                failures.append((item, "no image matches this pattern"))
+        found, failures, notes = find_images(inputs, os.path.realpath(out))
         jobs = [Job(src, out / rel.parent / _out_name(src, fmt, suffix)) for src, rel in found]
     # Refuse outputs that are inputs (of this run) and outputs claimed twice; drop exact duplicates.
     src_real = {os.path.realpath(j.src) for j in jobs}

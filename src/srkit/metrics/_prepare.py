@@ -47,12 +47,12 @@ def to_uint8_hwc(image: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
     raise ShapeError(f"{name}: dtype {arr.dtype} not supported (use uint8, or float in [0, 1])")
 
 
-def prepare_pair(sr, hr, border: int, y_channel: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Both images as float64 (H, W, C) on the 0..255 scale: rounded, border-cropped, Y when asked."""
-    a = to_uint8_hwc(sr, "sr")
-    b = to_uint8_hwc(hr, "hr")
+def uint8_pair(sr, hr, border: int, names: tuple[str, str] = ("sr", "hr")) -> tuple[np.ndarray, np.ndarray]:
+    """Both images as uint8 (H, W, C) of the same shape, ``border`` pixels cropped from every side."""
+    a = to_uint8_hwc(sr, names[0])
+    b = to_uint8_hwc(hr, names[1])
     if a.shape != b.shape:
-        raise ShapeError(f"sr and hr shapes differ: {a.shape} vs {b.shape}")
+        raise ShapeError(f"{names[0]} and {names[1]} shapes differ: {a.shape} vs {b.shape}")
     if border < 0:
         raise ShapeError(f"border must be >= 0, got {border}")
     if border:
@@ -60,6 +60,12 @@ def prepare_pair(sr, hr, border: int, y_channel: bool) -> tuple[np.ndarray, np.n
             raise ShapeError(f"border {border} leaves nothing of a {a.shape[1]}x{a.shape[0]} image")
         a = a[border:-border, border:-border]
         b = b[border:-border, border:-border]
+    return a, b
+
+
+def prepare_pair(sr, hr, border: int, y_channel: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Both images as float64 (H, W, C) on the 0..255 scale: rounded, border-cropped, Y when asked."""
+    a, b = uint8_pair(sr, hr, border)
     if y_channel and a.shape[2] == 3:
         # Y on the 0..255 scale in float64, not rounded (BasicSR protocol).
         a = rgb_to_ycbcr(a, y_only=True)[..., None]

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from srkit.errors import ConfigError, ShapeError
-from srkit.metrics._prepare import to_uint8_hwc
+from srkit.metrics._prepare import uint8_pair
 
 # The LPIPS ScalingLayer constants (applied to images already scaled to [-1, 1]).
 _SHIFT = (-0.030, -0.088, -0.188)
@@ -220,19 +220,9 @@ def lpips(image, reference, border: int = 0, y_channel: bool = False, *, net: st
         ConfigError: unknown net/version, the backbone file is missing or wrong, or the ``lpips`` package is absent.
     """
     del y_channel  # LPIPS is an RGB metric
-    a = to_uint8_hwc(image, "image")
-    b = to_uint8_hwc(reference, "reference")
-    if a.shape != b.shape:
-        raise ShapeError(f"image and reference shapes differ: {a.shape} vs {b.shape}")
+    a, b = uint8_pair(image, reference, border, ("image", "reference"))
     if a.shape[2] not in (1, 3):
         raise ShapeError(f"LPIPS takes gray or RGB images; got {a.shape[2]} channels (drop alpha first)")
-    if border < 0:
-        raise ShapeError(f"border must be >= 0, got {border}")
-    if border:
-        if 2 * border >= min(a.shape[0], a.shape[1]):
-            raise ShapeError(f"border {border} leaves nothing of a {a.shape[1]}x{a.shape[0]} image")
-        a = a[border:-border, border:-border]
-        b = b[border:-border, border:-border]
     model = lpips_model(net, backbone, version, device)
     if np.array_equal(a, b):
         return 0.0

@@ -55,6 +55,20 @@ def test_degrade_cli_writes_lr_records_and_sheet(images, tmp_path):
         assert (tmp_path / "lr" / name).read_bytes() == (tmp_path / "lr2" / name).read_bytes()
 
 
+def test_degrade_cli_rerun_adds_to_the_record_and_refuses_other_settings(images, tmp_path):
+    one, rest = sorted(images.glob("*.png"))[0], sorted(images.glob("*.png"))[1:]
+    assert srkit("degrade", str(one), "-o", str(tmp_path / "lr"), "--seed", "1", cwd=tmp_path).returncode == 0
+    r = srkit("degrade", *map(str, rest), "-o", str(tmp_path / "lr"), "--seed", "1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rec = json.loads((tmp_path / "lr" / "degradations.json").read_text())
+    assert sorted(rec["images"]) == ["img0.png", "img1.png", "img2.png"]
+    r = srkit("degrade", str(one), "-o", str(tmp_path / "lr"), "--seed", "2", cwd=tmp_path)
+    assert r.returncode == 1 and "records other settings" in r.stderr
+    assert json.loads((tmp_path / "lr" / "degradations.json").read_text()) == rec
+    r = srkit("degrade", str(tmp_path / "missing.png"), "-o", str(tmp_path / "empty"), cwd=tmp_path)
+    assert r.returncode == 1 and not (tmp_path / "empty" / "degradations.json").exists()
+
+
 def test_degrade_cli_bad_input_is_one_line(images, tmp_path):
     r = srkit("degrade", str(images), "-o", str(tmp_path / "o"), "--preset", "nope", cwd=tmp_path)
     assert r.returncode == 1 and "unknown preset 'nope'" in r.stderr and "Traceback" not in r.stderr

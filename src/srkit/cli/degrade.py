@@ -85,8 +85,23 @@ def degrade_command(
     summary: dict[str, object] = {"preset": cfg.preset} if cfg.preset else {
         "steps": [s.model_dump() for s in cfg.resolved_steps()]}
     summary.update(scale=scale, seed=seed, images={})
+    record_path = output / "degradations.json"
+    if record_path.is_file():
+        # A rerun into the same folder adds to its record; other settings there would mix two degradations.
+        from srkit.errors import ConfigError
+
+        try:
+            before = json.loads(record_path.read_text())
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"cannot read {str(record_path)!r}: {' '.join(str(e).split())}") from None
+        settings = json.loads(json.dumps({k: v for k, v in summary.items() if k != "images"}))
+        if {k: v for k, v in before.items() if k != "images"} != settings:
+            raise ConfigError(f"{str(record_path)!r} records other settings (preset/steps, scale or seed): "
+                              "use another -o folder")
+        summary["images"] = before.get("images", {})
     images: dict[str, object] = summary["images"]  # type: ignore[assignment]
     failed = len(failures)
+    written = 0
     first = None
     for job in jobs:
         rel = job.dst.relative_to(output).as_posix()
@@ -101,14 +116,16 @@ def degrade_command(
             print(f"srkit: error: {job.src}: {' '.join(str(e).split()) or type(e).__name__}", file=sys.stderr)
             continue
         images[rel] = {"source": str(job.src), "seed": s, "steps": record}
+        written += 1
         if first is None:
             first = hr
-    _write_json(output / "degradations.json", summary)
+    if images:
+        _write_json(record_path, summary)
     if sheet is not None and first is not None:
         from srkit.degrade.sheet import contact_sheet
 
         write_image(sheet, contact_sheet(first, degradation, scale, seed=seed, variants=variants, crop=crop))
-    typer.echo(f"srkit degrade: {len(images)} written, {failed} failed in {time.perf_counter() - t0:.1f} s "
+    typer.echo(f"srkit degrade: {written} written, {failed} failed in {time.perf_counter() - t0:.1f} s "
                f"(records in {output / 'degradations.json'})")
     if failed:
         raise typer.Exit(1)

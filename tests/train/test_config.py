@@ -133,3 +133,37 @@ def test_lr_schedule_is_a_pure_function_of_the_step():
     ms = ScheduleCfg(name="multistep", milestones=[5, 8], gamma=0.1)
     assert [lr_at(t, 1.0, ms, 10) for t in (0, 4, 5, 7, 8, 9)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
     assert lr_at(99, 0.5, ScheduleCfg(name="constant"), 100) == 0.5
+
+
+def test_time_fraction_moves_the_cosine_to_min_lr():
+    cos = ScheduleCfg(name="cosine", warmup_steps=10, min_lr=1e-6)
+    # Step 20 of 1000 is early by steps, but with the budget spent the rate is min_lr; half spent: the midpoint.
+    assert lr_at(20, 1e-3, cos, 1000, time_fraction=1.0) == pytest.approx(1e-6)
+    assert lr_at(20, 1e-3, cos, 1000, time_fraction=0.5) == pytest.approx(1e-6 + (1e-3 - 1e-6) * 0.5)
+    # The step count wins when it is further along; warm-up is by steps only.
+    assert lr_at(900, 1e-3, cos, 1000, time_fraction=0.1) == lr_at(900, 1e-3, cos, 1000)
+    assert lr_at(4, 1e-3, cos, 1000, time_fraction=0.9) == pytest.approx(5e-4)
+
+
+def test_max_minutes_must_be_positive():
+    with pytest.raises(ConfigError, match="max_minutes"):
+        parse_config({"model": {"arch": "ecbsr-m4c16", "scale": 4}, "data": {"root": "/d", "train_sets": ["A"]},
+                      "train": {"steps": 10, "max_minutes": 0}})
+
+
+def test_yaml_on_key_of_a_degradation_is_read_as_on(tmp_path):
+    # PyYAML reads `on:` as the boolean True; the config must still mean `on: batch`.
+    text = ("model: {arch: ecbsr-m4c16, scale: 4}\n"
+            "data: {root: /d, train_sets: [A], degradation: {preset: realesrgan, on: batch}}\n"
+            "train: {steps: 10}\n")
+    (tmp_path / "c.yaml").write_text(text)
+    assert load_config(tmp_path / "c.yaml").data.degradation.on == "batch"
+
+
+def test_gpu_configs_are_valid(monkeypatch):
+    monkeypatch.setenv("SRKIT_DATA", "/data")
+    for path in sorted((Path(__file__).resolve().parents[2] / "configs" / "gpu").glob("*.yaml")):
+        cfg = load_config(path)
+        assert cfg.train.max_minutes is not None and len(cfg.data.train_sets) == 4, path.name
+        if cfg.data.degradation is not None:
+            assert cfg.data.degradation.preset == "realesrgan", path.name

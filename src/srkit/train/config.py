@@ -107,6 +107,9 @@ class DataCfg(BaseModel):
     @field_validator("degradation", mode="before")
     @classmethod
     def _preset_name(cls, v: object) -> object:
+        if isinstance(v, dict) and True in v and "on" not in v:
+            # YAML 1.1 (PyYAML) reads the key `on:` as the boolean True.
+            v = {("on" if k is True else k): val for k, val in v.items()}
         return {"preset": v} if isinstance(v, str) else v
 
     @field_validator("root")
@@ -182,6 +185,11 @@ class TrainCfg(BaseModel):
 
     steps: int = Field(gt=0)
     seed: int = Field(default=0, ge=0)
+    # A wall-time budget (training seconds of all sessions of the run, validation included): the run ends at
+    # whichever of `steps` and `max_minutes` comes first, and the schedule (cosine) anneals on whichever is
+    # further along, so a time-boxed run (a lent GPU) still ends at min_lr. Not bit-reproducible: the step
+    # where it stops depends on the machine.
+    max_minutes: float | None = Field(default=None, gt=0)
     ema_decay: float | None = Field(default=0.999, gt=0, lt=1)  # None: no EMA, validate/save the raw weights
     bf16: bool = True  # bf16 autocast for the forward pass (loss and optimiser stay fp32)
     channels_last: bool = True

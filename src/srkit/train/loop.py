@@ -69,7 +69,7 @@ class FitResult:
         final_step: optimiser steps done when `fit` returned.
         run_dir: the run folder.
         wall_seconds: wall time of this call (not of earlier, resumed sessions).
-        stopped_by: None when the run reached `train.steps`; "SIGINT" / "SIGTERM" / "stop_at" when it stopped
+        stopped_by: None when the run reached `train.steps` (or its `train.max_minutes`); "SIGINT" / "SIGTERM" / "stop_at" when it stopped
             early after writing `checkpoints/last.pt`.
     """
 
@@ -100,12 +100,14 @@ class FitResult:
 # ----------------------------------------------------------------------------------------------- schedule
 
 
-def lr_at(step: int, base_lr: float, schedule: ScheduleCfg, total_steps: int) -> float:
+def lr_at(step: int, base_lr: float, schedule: ScheduleCfg, total_steps: int, time_fraction: float = 0.0) -> float:
     """Learning rate of step `step` (0-based: the update that turns step weights into step + 1 weights).
 
     Linear warm-up from base_lr / warmup_steps to base_lr over the first `warmup_steps` steps, then
     cosine: from base_lr at the end of warm-up to `min_lr` at the last step (total_steps - 1);
     multistep: base_lr * gamma ** (number of milestones <= step); constant: base_lr.
+    `time_fraction` (0..1, the share of a `train.max_minutes` budget spent) moves the cosine along when it is
+    further than the step count: a time-boxed run anneals to `min_lr` at its deadline.
     """
     w = schedule.warmup_steps
     if step < w:
@@ -115,7 +117,7 @@ def lr_at(step: int, base_lr: float, schedule: ScheduleCfg, total_steps: int) ->
     if schedule.name == "multistep":
         return base_lr * schedule.gamma ** sum(1 for m in schedule.milestones if step >= m)
     span = max(1, total_steps - 1 - w)
-    t = min(1.0, (step - w) / span)
+    t = min(1.0, max((step - w) / span, time_fraction))
     return schedule.min_lr + (base_lr - schedule.min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
@@ -583,6 +585,22 @@ class _Run:
     def seconds(self) -> float:
         return self.seconds_before + (time.perf_counter() - self.t_session)
 
+    def _time_fraction(self) -> float:
+        """Share of `train.max_minutes` spent (0 without a budget); rank 0's clock, so all ranks agree."""
+        budget = self.cfg.train.max_minutes
+        if budget is None:
+            return 0.0
+        frac = torch.tensor([self.seconds() / (60.0 * budget)], dtype=torch.float64)
+        if self.dctx.world > 1:
+            import torch.distributed as dist
+
+            frac = frac.to(self.device)
+            dist.broadcast(frac, 0)
+        return min(1.0, float(frac.item()))
+
+    def _out_of_time(self) -> bool:
+        return self.cfg.train.max_minutes is not None and self._time_fraction() >= 1.0
+
     def _sync_stop(self) -> str | None:
         """The stop reason agreed by all ranks (any rank's signal stops everyone at the same step)."""
         reason = self.stop.reason
@@ -667,11 +685,12 @@ class _Run:
                     hr_img.to(dev), cfg.model.scale, _step_seed(tr.seed + 1, self.dctx.rank, step), cfg.data.color)
             # Dropout / stochastic depth draw from the global RNG: make them a function of (seed, rank, step).
             torch.manual_seed(_step_seed(tr.seed, self.dctx.rank, step))
-            lr_now = lr_at(step, cfg.optim.lr, cfg.schedule, total)
+            time_fraction = self._time_fraction()
+            lr_now = lr_at(step, cfg.optim.lr, cfg.schedule, total, time_fraction)
             for g in self.optimizer.param_groups:
                 g["lr"] = lr_now
             if self.gan is not None:  # D: the same schedule shape, its own peak
-                self.gan.set_lr(lr_at(step, cfg.gan.optim.lr, cfg.schedule, total))
+                self.gan.set_lr(lr_at(step, cfg.gan.optim.lr, cfg.schedule, total, time_fraction))
             train_g = self.gan is None or self.gan.trains_generator(step)  # False: D-only warm-up
             lr_img = lr_img.to(dev, non_blocking=True).contiguous(memory_format=self.memory_format)
             hr_img = hr_img.to(dev, non_blocking=True)
@@ -710,7 +729,7 @@ class _Run:
             stopped_by = self._sync_stop()
             if stopped_by is None and stop_at is not None and step >= stop_at and step < total:
                 stopped_by = "stop_at"
-            final = step == total
+            final = step == total or self._out_of_time()
             val_step = (step % tr.val_every == 0 or final) and self.has_val
             val = None
             if val_step and self.val_images is not None:
@@ -736,6 +755,8 @@ class _Run:
                 self._save(step)
             if stopped_by is not None:
                 return step, stopped_by
+            if final:  # train.steps reached, or the max_minutes budget spent
+                return step, None
         return step, None
 
     def _update_generator(self, loss: torch.Tensor, clip_params: list[nn.Parameter]) -> None:

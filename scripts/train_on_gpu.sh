@@ -44,8 +44,10 @@ real_chain() {
 }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null > "$RUNS/gpu.txt"
-real_chain "$@" &
-for name in real-x4-ft tiny-x2 tiny-x3 tiny-x4 balanced-x2 balanced-x3 balanced-x4 tiny-x4-ft balanced-x4-ft; do
+# SRKIT_GPU_CHAIN=0 leaves out the real-x4 -> real-x4-gan chain; SRKIT_GPU_RUNS names the runs beside it.
+# Few processes per GPU: each one time-slices the card, and 11 at once ran 4-20x slower than alone.
+[ "${SRKIT_GPU_CHAIN:-1}" = 1 ] && real_chain "$@" &
+for name in ${SRKIT_GPU_RUNS-real-x4-ft tiny-x2 tiny-x3 tiny-x4 balanced-x2 balanced-x3 balanced-x4 tiny-x4-ft balanced-x4-ft}; do
     train "$name" "$@" &
 done
 wait
@@ -63,7 +65,7 @@ pack() {  # pack NAME RUN...
     (( ${#files[@]} )) && tar czf "$PACK/$name.tar.gz" -C "$RUNS" "${files[@]}"
 }
 pack real-x4 real-x4 real-x4-batch-failed
-pack real-x4-gan real-x4-gan
+pack real-x4-gan real-x4-gan real-x4-gan-ft
 pack real-x4-ft-tiny real-x4-ft tiny-x2 tiny-x3 tiny-x4 tiny-x4-ft
 pack balanced-x2-x3 balanced-x2 balanced-x3
 pack balanced-x4 balanced-x4 balanced-x4-ft

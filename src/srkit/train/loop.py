@@ -681,8 +681,15 @@ class _Run:
             return step, None
         for lr_img, hr_img in self._loader(start):
             if self.batch_degradation is not None:
-                lr_img, hr_img = self.batch_degradation.training_pair(
-                    hr_img.to(dev), cfg.model.scale, _step_seed(tr.seed + 1, self.dctx.rank, step), cfg.data.color)
+                # Every image of the batch gets its own kernel size and resize: cuDNN autotuning (benchmark
+                # mode, on for the fixed-size network) would re-tune dozens of new shapes each step (13 s a step
+                # on an H200), so it is off for the degradation.
+                with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, benchmark=False,
+                                                deterministic=torch.backends.cudnn.deterministic,
+                                                allow_tf32=torch.backends.cudnn.allow_tf32):
+                    lr_img, hr_img = self.batch_degradation.training_pair(
+                        hr_img.to(dev), cfg.model.scale, _step_seed(tr.seed + 1, self.dctx.rank, step),
+                        cfg.data.color)
             # Dropout / stochastic depth draw from the global RNG: make them a function of (seed, rank, step).
             torch.manual_seed(_step_seed(tr.seed, self.dctx.rank, step))
             time_fraction = self._time_fraction()

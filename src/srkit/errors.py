@@ -33,3 +33,7 @@ class ConfigError(SrkitError):
 
 class DatasetError(SrkitError):
     """A dataset folder is missing or not laid out as expected."""
+
+
+class TrainingError(SrkitError):
+    """Training cannot go on (the loss became NaN or infinite)."""

@@ -200,7 +200,7 @@ class Adversary:
         loss = part_real + part_fake
         value = float(loss.detach())
         if not math.isfinite(value):
-            from srkit.train.loop import TrainingError
+            from srkit.errors import TrainingError
 
             raise TrainingError(f"the discriminator loss is {value} at step {step + 1}; lower gan.optim.lr or set "
                                 "gan.grad_clip")

@@ -45,17 +45,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from srkit.errors import ConfigError, DatasetError, SrkitError
+from srkit.errors import ConfigError, DatasetError, SrkitError, TrainingError
 from srkit.train.checkpoint import load_checkpoint, save_checkpoint
 from srkit.train.config import RunConfig, ScheduleCfg, dump_config, parse_config
 from srkit.train.ema import ModelEMA
 from srkit.train.runlog import CsvLog, ProgressBar, tensorboard_writer
 
 __all__ = ["FitResult", "StepBatchSampler", "TrainingError", "fit", "lr_at", "validate"]
-
-
-class TrainingError(SrkitError):
-    """Training cannot go on (e.g. the loss became NaN or infinite)."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from srkit.archs import (
 )
 from srkit.archs._spec import ArchSpec
 from srkit.errors import ConfigError
-from srkit.models import ModelInfo, SRModel
+from srkit.srmodel import ModelInfo, SRModel
 
 ARCHS: dict[str, ArchSpec] = {
     # CNN

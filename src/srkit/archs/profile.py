@@ -6,7 +6,7 @@ import math
 
 
 from srkit.archs.probe import count_macs
-from srkit.models import SRModel
+from srkit.srmodel import SRModel
 
 
 def macs_per_lr_pixel(model: SRModel, side: int = 32) -> float:

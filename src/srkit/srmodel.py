@@ -1,0 +1,89 @@
+"""The two types every part of srkit shares: `ModelInfo` (how to feed a network) and `SRModel` (a network plus it).
+
+A leaf module: it imports nothing from srkit but errors and ops, so the architecture table (`srkit.archs`) and
+loading / detection (`srkit.models`) can both build on it without importing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+__all__ = ["ModelInfo", "SRModel"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the engine needs to know about a model.
+
+    Attributes:
+        arch: architecture or baseline name.
+        scale: integer upscaling factor.
+        in_channels / out_channels: channels the module takes and returns (1 for Y-only models).
+        color_space: "rgb" (works on RGB) or "y" (works on BT.601 luma; chroma is upscaled bicubically).
+        input_range: 1.0 if the weights expect [0, 1], 255.0 if they expect 0..255.
+        size_multiple: the LR input must have H and W divisible by this (reflect-padded otherwise).
+        receptive_field: LR pixels of context on each side that one output pixel depends on (None = whole image).
+        safe_dtypes: dtypes the model keeps its accuracy in.
+        channel_agnostic: the module works on any number of channels, one at a time (classical resizers).
+        macs_per_lr_pixel: multiply-accumulates per LR input pixel (0 for resizers; None if unknown).
+    """
+
+    arch: str
+    scale: int
+    in_channels: int = 3
+    out_channels: int = 3
+    color_space: str = "rgb"
+    input_range: float = 1.0
+    size_multiple: int = 1
+    receptive_field: int | None = None
+    safe_dtypes: tuple[str, ...] = ("fp32", "bf16", "fp16")
+    channel_agnostic: bool = False
+    macs_per_lr_pixel: float | None = None
+    options: dict = field(default_factory=dict, compare=False)
+
+
+class SRModel(nn.Module):
+    """An `nn.Module` with its `ModelInfo`; call it on (B, C, H, W) float [0, 1] -> (B, C, sH, sW)."""
+
+    def __init__(self, module: nn.Module, info: ModelInfo):
+        super().__init__()
+        self.module = module
+        self.info = info
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        info = self.info
+        if x.ndim != 4:
+            raise ValueError(f"SRModel expects (B, C, H, W), got {tuple(x.shape)}")
+        if info.channel_agnostic:
+            b, c, h, w = x.shape
+            y = self.module(x.reshape(b * c, 1, h, w))
+            return y.reshape(b, c, y.shape[-2], y.shape[-1])
+        c = x.shape[1]
+        if info.color_space == "y":
+            return self._forward_y(x)
+        if c == 1 and info.in_channels == 3:
+            # Gray input to an RGB model: replicate, run, and take the luma-neutral mean back.
+            return self._run(x.expand(-1, 3, -1, -1)).mean(dim=1, keepdim=True)
+        if c != info.in_channels:
+            raise ValueError(f"model {info.arch} takes {info.in_channels} channels, got {c}")
+        return self._run(x)
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        r = self.info.input_range
+        if r != 1.0:
+            return self.module(x * r) / r
+        return self.module(x)
+
+    def _forward_y(self, x: torch.Tensor) -> torch.Tensor:
+        from srkit.ops import imresize_matlab, rgb_to_ycbcr
+        from srkit.ops.color import luma_chroma_to_rgb
+
+        if x.shape[1] == 1:
+            return self._run(x)
+        ycc = rgb_to_ycbcr(x)
+        y = self._run(ycc[:, :1])
+        cbcr = imresize_matlab(ycc[:, 1:], float(self.info.scale))
+        return luma_chroma_to_rgb(y.to(cbcr.dtype), cbcr)

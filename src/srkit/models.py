@@ -10,7 +10,6 @@ through the same evaluation and inference code as a network.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -18,7 +17,6 @@ from torch import nn
 
 from srkit.errors import ModelLoadError
 from srkit.srmodel import ModelInfo, SRModel
-
 
 __all__ = [
     "CLASSICAL_KERNELS", "SRKIT_FORMAT", "WEIGHTS_DIR", "ClassicalUpsampler", "ModelInfo", "SRModel",

@@ -8,7 +8,14 @@ from scipy.stats import kendalltau, spearmanr
 
 from srkit.errors import ConfigError, ShapeError
 from srkit.metrics.opinion import (
-    agreement, cross_validate, fit_head, fit_logistic4, load_head, logistic4, reference_splits, save_head,
+    agreement,
+    cross_validate,
+    fit_head,
+    fit_logistic4,
+    load_head,
+    logistic4,
+    reference_splits,
+    save_head,
 )
 
 

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import math
 import os
-import signal
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -50,6 +48,12 @@ from srkit.train.checkpoint import load_checkpoint, save_checkpoint
 from srkit.train.config import RunConfig, ScheduleCfg, dump_config, parse_config
 from srkit.train.ema import ModelEMA
 from srkit.train.runlog import CsvLog, ProgressBar, tensorboard_writer
+from srkit.train.runtime import (
+    Dist,
+    StopRequest,
+    init_distributed,
+    worker_ignore_signals,
+)
 
 __all__ = ["FitResult", "StepBatchSampler", "TrainingError", "fit", "lr_at", "validate"]
 
@@ -193,78 +197,6 @@ class _EpochKeyed(Dataset):
         return self.dataset[index]
 
 
-def _worker_ignore_signals(_worker_id: int) -> None:
-    # Ctrl-C reaches the whole process group: workers must outlive it so the main process can finish its step
-    # and write the checkpoint; the loader shuts them down afterwards.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-# ----------------------------------------------------------------------------------------------- processes
-
-
-@dataclass
-class _Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    initialized_here: bool = False
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed(use_cuda: bool) -> _Dist:
-    """Join the process group when launched by torchrun with WORLD_SIZE > 1."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return _Dist()
-    import torch.distributed as dist
-
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    here = False
-    if not dist.is_initialized():
-        if use_cuda:
-            torch.cuda.set_device(local_rank)
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-        here = True
-    return _Dist(dist.get_rank(), dist.get_world_size(), local_rank, here)
-
-
-class _StopRequest:
-    """SIGINT/SIGTERM -> finish the current step, checkpoint, return.
-
-    A second SIGINT more than a second after the first stops at once (KeyboardInterrupt): a user who insists.
-    Closer repeats are ignored, because one Ctrl-C often arrives twice - from the terminal to the whole process
-    group and again forwarded by torchrun.
-    """
-
-    def __init__(self):
-        self.reason: str | None = None
-        self._first: float | None = None
-        self._old: dict[int, object] = {}
-
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # signal handlers can only be set from the main thread; a caller's thread keeps its own
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._old[sig] = signal.getsignal(sig)
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        now = time.monotonic()
-        if self.reason is None:
-            self.reason, self._first = signal.Signals(signum).name, now
-        elif signum == signal.SIGINT and now - self._first > 1.0:
-            raise KeyboardInterrupt
-
-    def restore(self) -> None:
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-        self._old.clear()
-
-
 # ----------------------------------------------------------------------------------------------- init
 
 
@@ -373,9 +305,9 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: 
     if use_cuda and local_rank >= torch.cuda.device_count():
         raise ConfigError(f"process {local_rank} of this node has no GPU ({torch.cuda.device_count()} visible): "
                           "start at most one process per GPU, or set train.device=cpu")
-    dctx = _init_distributed(use_cuda)
+    dctx = init_distributed(use_cuda)
     device = torch.device(f"cuda:{dctx.local_rank}" if use_cuda else "cpu")
-    stop = _StopRequest()
+    stop = StopRequest()
     det_before = torch.are_deterministic_algorithms_enabled()
     bench_before = torch.backends.cudnn.benchmark
     try:
@@ -396,7 +328,7 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: 
 class _Run:
     """State of one `fit` call (split out of `fit` to keep the steps readable)."""
 
-    def __init__(self, cfg: RunConfig, run_dir: Path, dctx: _Dist, device: torch.device, stop: _StopRequest):
+    def __init__(self, cfg: RunConfig, run_dir: Path, dctx: Dist, device: torch.device, stop: StopRequest):
         self.cfg, self.run_dir, self.dctx, self.device, self.stop = cfg, run_dir, dctx, device, stop
         self.ckpt_path = run_dir / "checkpoints" / "last.pt"
 
@@ -470,7 +402,12 @@ class _Run:
             )
 
     def _data(self) -> None:
-        from srkit.data.folders import HRFolder, ValidationImages, list_images, split_files
+        from srkit.data.folders import (
+            HRFolder,
+            ValidationImages,
+            list_images,
+            split_files,
+        )
 
         cfg, d = self.cfg, self.cfg.data
         files = list_images(_train_dirs(cfg))
@@ -502,7 +439,7 @@ class _Run:
         return DataLoader(
             _EpochKeyed(self.dataset), batch_sampler=self.sampler, num_workers=cfg.data.workers,
             pin_memory=self.device.type == "cuda", generator=self.loader_gen,
-            worker_init_fn=_worker_ignore_signals if cfg.data.workers else None,
+            worker_init_fn=worker_ignore_signals if cfg.data.workers else None,
             persistent_workers=False,
         )
 

@@ -11,8 +11,8 @@ import typer
 
 HELP = """Score a model on benchmark sets (PSNR/SSIM on Y, border = scale, MATLAB bicubic LR).
 
---metrics psnr ssim niqe adds columns (space-separated; no-reference metrics such as niqe score the SR output
-alone, border = scale).
+--metrics psnr ssim niqe adds columns (space-separated; no-reference metrics such as niqe and klt score the SR
+output alone, border = scale).
 
 Sets are found as DATA/<Set>/HR/*.png, so Set5, Set14, B100, Urban100, Manga109 or DIV2K-valid all work.
 
@@ -60,7 +60,7 @@ def eval_command(
     degradation_seed: int = typer.Option(0, "--degradation-seed", min=0, help="Seed of --degradation."),
     paired: Optional[Path] = typer.Option(None, "--paired", help="Score real pairs in DIR/LR and DIR/HR instead."),
     metrics: list[str] = typer.Option(
-        ["psnr", "ssim"], "--metrics", help="Metrics to compute: psnr ssim niqe lpips (several values allowed)."),
+        ["psnr", "ssim"], "--metrics", help="Metrics to compute: psnr ssim niqe klt lpips (several values allowed)."),
 ) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

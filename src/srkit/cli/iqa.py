@@ -1,4 +1,4 @@
-"""`srkit iqa`: no-reference image quality: score images (NIQE) and fit srkit's NIQE pristine model.
+"""`srkit iqa`: no-reference image quality: score images (NIQE, KLT index) and fit srkit's NIQE pristine model.
 
 Inputs are files, folders (walked recursively like `srkit upscale`: hidden entries and non-image suffixes
 skipped) or globs. Nothing here imports torch at module level, so `srkit --help` stays fast.
@@ -16,8 +16,9 @@ from typing import Optional
 import typer
 
 from srkit.cli.upscale import find_images, stderr_lines
+from srkit.io.uint8 import read_uint8
 
-HELP = """No-reference image quality: score images (NIQE) and fit srkit's NIQE model.
+HELP = """No-reference image quality: score images (NIQE, KLT index) and fit srkit's NIQE model.
 
 Scores from different NIQE models are not comparable: the output names the model used (srkit's own by default,
 --params official for LIVE's, or a file).
@@ -63,24 +64,6 @@ def collect_images(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]
     return unique, failures, notes
 
 
-def read_uint8(path: Path):
-    """An image file as uint8 (H, W) or (H, W, 3): alpha dropped, 16-bit and float scaled to 8-bit."""
-    import numpy as np
-
-    from srkit.io import read_image
-
-    img = read_image(path)[0]
-    if img.ndim == 3 and img.shape[2] in (2, 4):
-        img = img[..., :-1]
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[..., 0]
-    if img.dtype == np.uint16:
-        return np.rint(img / 257.0).astype(np.uint8)
-    if img.dtype != np.uint8:
-        return np.rint(np.clip(np.nan_to_num(img.astype(np.float64)), 0, 1) * 255.0).astype(np.uint8)
-    return img
-
-
 def _progress(console, interactive):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -97,7 +80,8 @@ def _reason(exc: BaseException) -> str:
                                                 "--json scores.json")
 def score_command(
     inputs: list[str] = typer.Argument(..., help="Image files, folders or globs.", show_default=False),
-    metrics: list[str] = typer.Option(["niqe"], "--metrics", help="No-reference metrics (several values allowed)."),
+    metrics: list[str] = typer.Option(["niqe"], "--metrics",
+                                      help="No-reference metrics: niqe, klt (several values allowed)."),
     params: Optional[str] = typer.Option(
         None, "--params", help="NIQE model: a .npz/.mat file or 'official' [default: srkit's own]."),
     color: Color = typer.Option(Color.y, "--color", help="Plane scored: rgb2ycbcr luma (y) or rgb2gray (gray)."),
@@ -123,6 +107,10 @@ def score_command(
     if niqe_params is not None:
         kwargs["niqe"].update(params=niqe_params, color=color.value)
     models = {"niqe": niqe_params.name} if niqe_params is not None else {}
+    if "klt" in metrics:
+        from srkit.metrics import load_klt_model
+
+        models["klt"] = load_klt_model().name  # srkit's shipped model; a missing file fails before any image
 
     images, failures, notes = collect_images(inputs)
     err, interactive, say = stderr_lines()
@@ -228,3 +216,14 @@ def fit_niqe_command(
     typer.echo(f"srkit iqa fit-niqe: {fit['images']} images ({fit['skipped']} skipped: smaller than one "
                f"{block}x{block} block or constant), {fit['blocks']} sharp blocks -> {output} in "
                f"{time.perf_counter() - t0:.1f} s")
+
+
+def _register_fit() -> None:
+    from srkit.cli.iqa_fit import FIT_HELP as OPINION_FIT_HELP
+    from srkit.cli.iqa_fit import fit_command
+
+    app.command("fit", help=OPINION_FIT_HELP,
+                epilog="Example: srkit iqa fit --images my_study/ --scores my_study/mos.csv -o head.npz")(fit_command)
+
+
+_register_fit()

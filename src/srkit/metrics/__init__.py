@@ -1,4 +1,5 @@
-"""Image-quality metrics: full-reference PSNR/SSIM by the BasicSR/MATLAB protocol and LPIPS, no-reference NIQE.
+"""Image-quality metrics: full-reference PSNR/SSIM by the BasicSR/MATLAB protocol and LPIPS, no-reference NIQE and
+the KLT index.
 
 `METRICS` is the one name -> metric table; callers look metrics up there (nothing registers itself).
 Contract: a full-reference metric is called ``fn(image, reference, border=..., y_channel=...)``; a no-reference
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from srkit.metrics.klt import KltModel, fit_klt_model, klt, klt_features, load_klt_model, save_klt_model
 from srkit.metrics.lpips import lpips, lpips_model
 from srkit.metrics.niqe import fit_niqe_params, load_niqe_params, niqe, save_niqe_params
 from srkit.metrics.psnr import psnr
@@ -38,10 +40,13 @@ METRICS: dict[str, MetricInfo] = {
                        needs_reference=True),
     "niqe": MetricInfo(niqe, False, "", "NIQE (srkit pristine model; params=official for LIVE's), Y rounded, "
                        "LIVE MATLAB release", needs_reference=False),
+    "klt": MetricInfo(klt, False, "", "KLT NSS index (srkit pristine model): opponent colour, 8x8 KLT of MSCN, "
+                      "AGGD + energies, standardised distance", needs_reference=False, check=load_klt_model),
     "lpips": MetricInfo(lpips, False, "", "LPIPS v0.1 (AlexNet), RGB (y_channel ignored), border-cropped; backbone "
                         "from torch.hub checkpoints", needs_reference=True, check=lpips_model),
 }
 
 __all__ = [
-    "METRICS", "MetricInfo", "fit_niqe_params", "load_niqe_params", "lpips", "niqe", "psnr", "save_niqe_params", "ssim",
+    "METRICS", "KltModel", "MetricInfo", "fit_klt_model", "fit_niqe_params", "klt", "klt_features", "load_klt_model",
+    "load_niqe_params", "lpips", "niqe", "psnr", "save_klt_model", "save_niqe_params", "ssim",
 ]

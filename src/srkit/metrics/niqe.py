@@ -236,18 +236,19 @@ def _round_half_away(x: np.ndarray) -> np.ndarray:
     return np.floor(x + 0.5)  # values are >= 0
 
 
-def _as_uint8(image) -> np.ndarray:
+def _as_uint8(image, name: str = "niqe") -> np.ndarray:
     """uint8 (H, W) or (H, W, 3) from uint8 arrays, float [0, 1] (H, W[, C]) arrays or (C, H, W) / (1, C, H, W)
-    tensors (the metrics' shared conversion, :func:`srkit.metrics._prepare.to_uint8_hwc`)."""
+    tensors (the metrics' shared conversion, :func:`srkit.metrics._prepare.to_uint8_hwc`). ``name`` is the metric
+    named in error messages (the KLT index shares this conversion)."""
     from srkit.metrics._prepare import to_uint8_hwc
 
     if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] not in (1, 3) and image.shape[0] in (1, 3):
-        raise ShapeError(f"niqe expects an (H, W, 3) array (channels last), got shape {image.shape}")
-    arr = to_uint8_hwc(image, "niqe")
+        raise ShapeError(f"{name} expects an (H, W, 3) array (channels last), got shape {image.shape}")
+    arr = to_uint8_hwc(image, name)
     if arr.shape[2] == 1:
         return arr[..., 0]
     if arr.shape[2] != 3:
-        raise ShapeError(f"niqe expects a gray (H, W) or RGB (H, W, 3) image, got {arr.shape[2]} channels "
+        raise ShapeError(f"{name} expects a gray (H, W) or RGB (H, W, 3) image, got {arr.shape[2]} channels "
                          "(drop alpha first)")
     return arr
 

@@ -8,6 +8,12 @@
    config's shape (no data loading at all): optimiser steps per second x batch = samples consumed per second.
 The ratio loader / trainer must be >= 2 for data loading never to limit training. For a GAN config the trainer
 part times the generator step only (an upper bound on consumption).
+
+    python benchmarks/degrade_speed.py --batch-mode [--presets realesrgan,bsrgan] [--batch 64] [--hr 224]
+
+3. `--batch-mode` (no config or data needed): `on: batch` degradation, `Degradation.training_pair` on a batch of
+   RGB HR patches on the CPU (median of `--repeats` after a warm-up), against the per-image path it replaced (kept
+   below as `per_image_pair`: every record applied to one image at a time), with the largest LR difference.
 """
 
 from __future__ import annotations
@@ -76,15 +82,95 @@ def trainer_rate(cfg, steps: int) -> float:
     return steps * b / (time.perf_counter() - t)
 
 
-def main() -> None:
-    from srkit.train.config import load_config
+def _textured_batch(b: int, side: int, seed: int = 0) -> torch.Tensor:
+    """Deterministic photo-like RGB patches: smooth structure plus fine texture (pure noise is no fair JPEG test)."""
+    g = torch.Generator().manual_seed(seed)
+    small = torch.rand(b, 3, side // 8, side // 8, generator=g)
+    x = torch.nn.functional.interpolate(small, size=(side, side), mode="bicubic", align_corners=False)
+    return (x + 0.05 * torch.rand(b, 3, side, side, generator=g)).clamp(0, 1)
 
+
+def per_image_pair(deg, hr: torch.Tensor, scale: int, seed: int) -> torch.Tensor:
+    """The LR of `deg.training_pair` as srkit computed it before batching: each image's record applied to that image
+    alone, one op function call per step (same records, same op functions)."""
+    from srkit.degrade.jpeg import jpeg_differentiable, jpeg_libjpeg
+    from srkit.degrade.kernels import blur, kernel_from_record
+    from srkit.degrade.noise import add_gaussian_noise, add_poisson_noise
+    from srkit.degrade.resize import resize
+    from srkit.degrade.sharpen import unsharp_mask
+
+    gen = torch.Generator().manual_seed(int(seed))
+    records = [deg.sample(hr.shape[-2:], scale, gen) for _ in range(hr.shape[0])]
+    out = []
+    for i, record in enumerate(records):
+        x = hr[i : i + 1]
+        for r in record:
+            if r["op"] == "blur":
+                x = blur(x, kernel_from_record({k: v for k, v in r.items() if k != "op"}))
+            elif r["op"] == "resize":
+                x = resize(x, tuple(r["size"]), r["mode"])
+            elif r["op"] == "noise":
+                g = torch.Generator().manual_seed(int(r["seed"]))
+                if r["kind"] == "gaussian":
+                    x = add_gaussian_noise(x, r["sigma"] / 255.0, gray=bool(r["gray"]), generator=g)
+                else:
+                    x = add_poisson_noise(x, r["scale"], gray=bool(r["gray"]), generator=g)
+            elif r["op"] == "jpeg":
+                x = x.clamp(0.0, 1.0)
+                if r.get("backend", "libjpeg") == "differentiable":
+                    x = jpeg_differentiable(x, float(r["quality"]))
+                else:
+                    x = jpeg_libjpeg(x, int(r["quality"]))
+            elif r["op"] == "sharpen":
+                x = unsharp_mask(x.clamp(0.0, 1.0), float(r["weight"]), float(r["sigma"]), 0.0)
+        out.append(torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0)
+    return torch.cat(out, 0)
+
+
+def batch_mode(presets: list[str], batch: int, side: int, scale: int, repeats: int) -> None:
+    import statistics
+
+    from srkit.degrade.pipeline import Degradation
+
+    hr = _textured_batch(batch, side)
+    print(f"on: batch degradation, {batch} RGB HR patches of {side}x{side}, x{scale}, CPU, "
+          f"torch threads {torch.get_num_threads()}, median of {repeats} after a warm-up")
+    for preset in presets:
+        deg = Degradation(preset)
+        runs = {"batched": lambda s: deg.training_pair(hr, scale, s)[0],
+                "per-image": lambda s: per_image_pair(deg, hr, scale, s)}
+        times: dict[str, list[float]] = {k: [] for k in runs}
+        for name, fn in runs.items():
+            fn(0)  # warm-up
+        for rep in range(repeats):  # interleaved, so that a change in machine load hits both
+            for name, fn in runs.items():
+                t = time.perf_counter()
+                fn(rep + 1)
+                times[name].append(time.perf_counter() - t)
+        diff = float((runs["batched"](1) - runs["per-image"](1)).abs().max()) * 255
+        new, old = statistics.median(times["batched"]), statistics.median(times["per-image"])
+        print(f"{preset:>10}: batched {new:6.3f} s/batch   per-image {old:6.3f} s/batch   x{old / new:4.2f} faster   "
+              f"max |LR diff| {diff:.0f}/255")
+
+
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, default=Path("configs/real/real-x4.yaml"))
     ap.add_argument("--data", type=Path, default=None, help="datasets folder (default: $SRKIT_DATA)")
     ap.add_argument("--batches", type=int, default=30)
     ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--batch-mode", action="store_true", help="time on: batch degradation (no config or data needed)")
+    ap.add_argument("--presets", default="realesrgan", help="--batch-mode: comma-separated preset names")
+    ap.add_argument("--batch", type=int, default=64, help="--batch-mode: images per batch")
+    ap.add_argument("--hr", type=int, default=224, help="--batch-mode: HR patch side (px)")
+    ap.add_argument("--scale", type=int, default=4, help="--batch-mode: SR factor")
+    ap.add_argument("--repeats", type=int, default=5, help="--batch-mode: timed batches per path")
     a = ap.parse_args()
+    if a.batch_mode:
+        batch_mode(a.presets.split(","), a.batch, a.hr, a.scale, a.repeats)
+        return
+    from srkit.train.config import load_config
+
     if a.data is not None:
         os.environ["SRKIT_DATA"] = str(a.data)
     cfg = load_config(a.config)

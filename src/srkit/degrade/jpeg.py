@@ -28,7 +28,7 @@ from PIL import Image
 
 from srkit.errors import ConfigError, ShapeError
 
-__all__ = ["jpeg_bytes", "jpeg_differentiable", "jpeg_libjpeg", "quantization_tables"]
+__all__ = ["jpeg_bytes", "jpeg_differentiable", "jpeg_libjpeg", "libjpeg_roundtrip", "quantization_tables"]
 
 # ITU-T T.81 Annex K.1, tables K.1 (luminance) and K.2 (chrominance), natural (row-major) order.
 _LUMA_BASE = np.array(
@@ -204,13 +204,19 @@ def jpeg_libjpeg(images: torch.Tensor, quality: int | Sequence[int]) -> torch.Te
     if not bool(torch.isfinite(x).all()):
         raise ShapeError("jpeg_libjpeg got NaN or inf values")
     u8 = (x.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    outs = []
-    for arr, q in zip(u8, qs, strict=True):
-        with Image.open(io.BytesIO(jpeg_bytes(arr, q))) as im:
-            dec = np.asarray(im.convert("RGB" if arr.shape[2] == 3 else "L"))
-        outs.append(dec.reshape(arr.shape))
+    outs = [libjpeg_roundtrip(arr, q) for arr, q in zip(u8, qs, strict=True)]
     out = torch.from_numpy(np.stack(outs)).permute(0, 3, 1, 2).to(torch.float64) / 255.0
     return out.to(device=images.device, dtype=images.dtype).contiguous()
+
+
+def libjpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
+    """Encode one uint8 (H, W, C) image (C = 3 or 1) with `jpeg_bytes` and decode it with Pillow: same shape, uint8.
+
+    Pillow releases the GIL while it codes, so threads can run several of these at once.
+    """
+    with Image.open(io.BytesIO(jpeg_bytes(image, quality))) as im:
+        dec = np.array(im.convert("RGB" if image.shape[2] == 3 else "L"))  # writable (torch.from_numpy)
+    return dec.reshape(image.shape)
 
 
 # --------------------------------------------------------------------------------------
@@ -298,7 +304,11 @@ def _quality_tensor(quality: float | torch.Tensor, batch: int, device: torch.dev
 
 
 def jpeg_differentiable(
-    images: torch.Tensor, quality: float | torch.Tensor, *, rounding: str = "cubic"
+    images: torch.Tensor,
+    quality: float | torch.Tensor,
+    *,
+    rounding: str = "cubic",
+    sizes: Sequence[tuple[int, int]] | None = None,
 ) -> torch.Tensor:
     """Differentiable JPEG compression + decompression that tracks libjpeg closely, batched on any device.
 
@@ -315,6 +325,10 @@ def jpeg_differentiable(
             (tables use libjpeg's integer rule with floors).
         rounding: "cubic" (Shin & Song: round(x) + (x - round(x))**3, gradient 3 (x - round x)^2), "ste"
             (hard rounding forward, identity gradient) or "hard" (no gradient through the quantiser).
+        sizes: images of different sizes in one tensor: image i is ``images[i, :, :h_i, :w_i]`` with
+            ``sizes[i] = (h_i, w_i)`` (see :mod:`srkit.degrade.canvas`); each is coded as if alone (its own
+            macroblock padding and chroma edges). The output outside each image holds filler. ``None``: every
+            image fills the tensor.
 
     Returns:
         Tensor (B, C, H, W) in [0, 1], same dtype and device as `images`.
@@ -335,22 +349,42 @@ def jpeg_differentiable(
     tables = _tables_torch(q).to(work)  # (B, 2, 8, 8)
     d = _dct_matrix(work, images.device)
 
+    if sizes is not None:
+        sizes = [(int(a), int(b_)) for a, b_ in sizes]
+        if len(sizes) != b or any(not (1 <= sh <= h and 1 <= sw <= w) for sh, sw in sizes):
+            raise ShapeError(f"jpeg_differentiable: sizes {sizes} do not fit a batch of {tuple(images.shape)}")
+        if all(s == (h, w) for s in sizes):
+            sizes = None
+
     x = _ste_round(images.to(work).clamp(0.0, 1.0) * 255.0)
     hp, wp = h + (-h) % 16, w + (-w) % 16
 
+    def to_macroblocks(t: torch.Tensor) -> torch.Tensor:  # edge-replicated to whole 16x16 macroblocks
+        if sizes is None:
+            return F.pad(t, (0, wp - w, 0, hp - h), mode="replicate")
+        from srkit.degrade.canvas import extend_images
+
+        return extend_images(t, sizes, hp, wp)
+
     if c == 1:
-        y = F.pad(x, (0, wp - w, 0, hp - h), mode="replicate")
+        y = to_macroblocks(x)
         y = _code_plane(y, tables[:, 0], rounding, d).clamp(0.0, 255.0)
         out = y[:, :, :h, :w]
     else:
         m = torch.as_tensor(_RGB_TO_YCC, dtype=work, device=images.device)
         off = torch.tensor([0.0, 128.0, 128.0], dtype=work, device=images.device)
         ycc = _ste_round(torch.einsum("oc,bchw->bohw", m, x) + off[:, None, None])
-        ycc = F.pad(ycc, (0, wp - w, 0, hp - h), mode="replicate")
+        ycc = to_macroblocks(ycc)
         y = _code_plane(ycc[:, :1], tables[:, 0], rounding, d).clamp(0.0, 255.0)
         cc = F.avg_pool2d(ycc[:, 1:], 2)
         cc = _code_plane(cc, tables[:, 1], rounding, d).clamp(0.0, 255.0)
-        cc = _fancy_up2(cc[:, :, : (h + 1) // 2, : (w + 1) // 2])
+        if sizes is None:
+            cc = _fancy_up2(cc[:, :, : (h + 1) // 2, : (w + 1) // 2])
+        else:  # each image's chroma edge replicated, as the upsampler does at its own border
+            from srkit.degrade.canvas import extend_images
+
+            half = [((sh + 1) // 2, (sw + 1) // 2) for sh, sw in sizes]
+            cc = _fancy_up2(extend_images(cc, half, (h + 1) // 2, (w + 1) // 2))
         ycc = torch.cat((y[:, :, :h, :w], cc[:, :, :h, :w]), dim=1) - off[:, None, None]
         inv = torch.as_tensor(_YCC_TO_RGB, dtype=work, device=images.device)
         out = torch.einsum("oc,bchw->bohw", inv, ycc)

@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from srkit.errors import ConfigError, ShapeError
 
 __all__ = ["KERNEL_TYPES", "BlurSettings", "blur", "gaussian_kernel", "generalized_gaussian_kernel"]
-__all__ += ["kernel_from_record", "plateau_kernel", "sample_kernel", "sample_sinc", "sinc_kernel"]
+__all__ += ["draw_kernel_record", "draw_sinc_record", "kernel_from_record", "plateau_kernel", "sample_kernel"]
+__all__ += ["sample_sinc", "sinc_kernel"]
 
 #: The Gaussian-family kernel types of :class:`BlurSettings` (the sinc kernel is drawn separately).
 KERNEL_TYPES: tuple[str, ...] = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
@@ -358,13 +359,18 @@ def sample_kernel(settings: BlurSettings, generator: torch.Generator) -> tuple[t
 
     Reference: Real-ESRGAN: Wang et al., ICCVW 2021; BSRGAN: Zhang et al., ICCV 2021.
     """
+    record = draw_kernel_record(settings, generator)
+    return kernel_from_record(record), record
+
+
+def draw_kernel_record(settings: BlurSettings, generator: torch.Generator) -> dict[str, Any]:
+    """The record :func:`sample_kernel` draws (the same draws from ``generator``), without building the kernel."""
     if not isinstance(settings, BlurSettings):
         raise ConfigError(f"settings: expected BlurSettings, got {type(settings).__name__}")
     g = _check_generator(generator)
     size = settings.kernel_sizes[_choice(g, len(settings.kernel_sizes))]
     if _uniform(g, 0.0, 1.0) < settings.sinc_prob:
-        record = {"kernel": "sinc", "size": size, "cutoff": _uniform(g, *_default_cutoff_range(size))}
-        return kernel_from_record(record), record
+        return {"kernel": "sinc", "size": size, "cutoff": _uniform(g, *_default_cutoff_range(size))}
     names = [n for n, _ in settings.kernel_probs]
     weights = [p for _, p in settings.kernel_probs]
     u = _uniform(g, 0.0, sum(weights))
@@ -387,7 +393,7 @@ def sample_kernel(settings: BlurSettings, generator: torch.Generator) -> tuple[t
         record["beta"] = _uniform(g, *settings.beta_generalized)
     elif kind.startswith("plateau"):
         record["beta"] = _uniform(g, *settings.beta_plateau)
-    return kernel_from_record(record), record
+    return record
 
 
 def sample_sinc(
@@ -410,6 +416,14 @@ def sample_sinc(
 
     Reference: Real-ESRGAN: Wang et al., ICCVW 2021.
     """
+    record = draw_sinc_record(sizes, generator, cutoff_range)
+    return kernel_from_record(record), record
+
+
+def draw_sinc_record(
+    sizes: tuple[int, ...], generator: torch.Generator, cutoff_range: tuple[float, float] | None = None
+) -> dict[str, Any]:
+    """The record :func:`sample_sinc` draws (the same draws from ``generator``), without building the kernel."""
     sizes = _sizes(sizes, "sinc.kernel_sizes")
     if cutoff_range is not None:
         cutoff_range = _range(cutoff_range, "sinc.cutoff_range")
@@ -418,8 +432,7 @@ def sample_sinc(
     g = _check_generator(generator)
     size = sizes[_choice(g, len(sizes))]
     low, high = cutoff_range if cutoff_range is not None else _default_cutoff_range(size)
-    record = {"kernel": "sinc", "size": size, "cutoff": _uniform(g, low, high)}
-    return kernel_from_record(record), record
+    return {"kernel": "sinc", "size": size, "cutoff": _uniform(g, low, high)}
 
 
 def blur(images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ import torch
 
 from srkit.errors import ShapeError
 
-__all__ = ["add_gaussian_noise", "add_poisson_noise"]
+__all__ = ["add_gaussian_noise", "add_poisson_noise", "gaussian_field", "poisson_field"]
 
 # ITU-R BT.601 luma weights: the gray image whose shot noise gray Poisson noise models.
 _LUMA = (0.299, 0.587, 0.114)
@@ -83,7 +83,7 @@ def _levels(image: torch.Tensor) -> float:
 
     A heavily quantised image (few levels) gets strong shot noise, a rich one weak noise, as in Real-ESRGAN.
     """
-    q = torch.clamp((image * 255.0).round(), 0, 255).to(torch.int64)
+    q = torch.clamp((image * 255.0).round(), 0, 255).to(torch.uint8)  # bincount is much faster on uint8
     n = int(torch.count_nonzero(torch.bincount(q.flatten(), minlength=256)))
     return float(2 ** math.ceil(math.log2(max(n, 2))))
 
@@ -131,3 +131,40 @@ def add_poisson_noise(
         mono = torch.poisson(luma * levels, generator=generator) / levels - luma
         noise = noise + g * mono.to(images.device, images.dtype)
     return (images + noise * _per_image(scale, b, images)).clamp(0.0, 1.0)
+
+
+def gaussian_field(channels: int, height: int, width: int, gray: bool, generator: torch.Generator) -> torch.Tensor:
+    """The unit-variance field that :func:`add_gaussian_noise` adds to one (1, C, H, W) image with ``generator``.
+
+    Drawn as there (a colour field, then a gray one, from the generator, on its device): ``images + sigma *
+    field`` then equals ``add_gaussian_noise(images, sigma, gray=gray, generator=...)`` before the clamp.
+
+    Returns:
+        (1, C, H, W) float32 on the generator's device (the gray field broadcast over channels).
+    """
+    colour = torch.randn((1, channels, height, width), generator=generator, device=generator.device)
+    mono = torch.randn((1, 1, height, width), generator=generator, device=generator.device)
+    return mono.expand(1, channels, height, width) if gray else colour
+
+
+def poisson_field(image: torch.Tensor, gray: bool, generator: torch.Generator) -> torch.Tensor:
+    """The unscaled shot-noise field that :func:`add_poisson_noise` adds to one image with ``generator``.
+
+    Args:
+        image: (1, C, H, W) float32 in [0, 1] (clamped) on the generator's device; C = 1 or 3 for gray noise.
+        gray: one luma field for all channels.
+        generator: source of the Poisson draws.
+
+    Returns:
+        (1, C, H, W) float32: ``images + scale * field`` equals ``add_poisson_noise(images, scale, gray=gray,
+        generator=...)`` before the clamp.
+    """
+    c = image.shape[1]
+    if gray and c not in (1, 3):
+        raise ShapeError(f"gray Poisson noise needs 1 or 3 channels, got {c}")
+    levels = torch.tensor([_levels(image[0])], device=image.device).view(1, 1, 1, 1)
+    if not gray:
+        return torch.poisson(image * levels, generator=generator) / levels - image
+    luma = sum(wt * image[:, i : i + 1] for i, wt in enumerate(_LUMA)) if c == 3 else image
+    mono = torch.poisson(luma * levels, generator=generator) / levels - luma
+    return mono.expand_as(image)

@@ -8,6 +8,10 @@ of what was done: a list of plain dicts such as ``{"op": "jpeg", "quality": 57, 
 Noise steps record the seed of their noise field, so :meth:`Degradation.replay` rebuilds the LR from the
 record alone. The LR ends at exactly ``(H // s, W // s)`` and is quantised to 8-bit levels, as a stored image is.
 
+A batch is degraded batched (:mod:`srkit.degrade.batch`): each op runs once for all the images that need it
+(grouped convolutions, one transfer per group), while each image still gets exactly its own record. An image's
+LR does not depend on the rest of its batch beyond float rounding (within one 8-bit level).
+
 Reference: X. Wang et al., "Real-ESRGAN", ICCVW 2021; K. Zhang et al., "BSRGAN", ICCV 2021; survey section 2.1.
 """
 
@@ -221,14 +225,14 @@ def _sample(step: Step, ctx: _Ctx) -> None:
             _sample(s, ctx)
         return
     if isinstance(step, BlurStep):
-        from srkit.degrade.kernels import sample_kernel
+        from srkit.degrade.kernels import draw_kernel_record
 
-        _, krec = sample_kernel(_blur_settings(step), gen)
+        krec = draw_kernel_record(_blur_settings(step), gen)
         rec = {"op": "blur", **krec}
     elif isinstance(step, SincStep):
-        from srkit.degrade.kernels import sample_sinc
+        from srkit.degrade.kernels import draw_sinc_record
 
-        _, krec = sample_sinc(tuple(step.kernel_sizes), gen, None if step.cutoff is None else tuple(step.cutoff))
+        krec = draw_sinc_record(tuple(step.kernel_sizes), gen, None if step.cutoff is None else tuple(step.cutoff))
         rec = {"op": "blur", **krec}
     elif isinstance(step, ResizeStep):
         direction = ("up", "down", "keep")[_choice(gen, step.up_down_keep)]
@@ -258,38 +262,6 @@ def _sample(step: Step, ctx: _Ctx) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- applying
-
-
-def _apply(x: torch.Tensor, rec: Mapping[str, Any]) -> torch.Tensor:
-    """Apply one recorded leaf step to (1, C, H, W) in [0, 1]."""
-    op = rec.get("op")
-    if op == "blur":
-        from srkit.degrade.kernels import blur, kernel_from_record
-
-        return blur(x, kernel_from_record({k: v for k, v in rec.items() if k != "op"}))
-    if op == "resize":
-        from srkit.degrade.resize import resize
-
-        return resize(x, tuple(rec["size"]), rec["mode"])
-    if op == "noise":
-        from srkit.degrade.noise import add_gaussian_noise, add_poisson_noise
-
-        g = torch.Generator().manual_seed(int(rec["seed"]))
-        if rec["kind"] == "gaussian":
-            return add_gaussian_noise(x, rec["sigma"] / 255.0, gray=bool(rec["gray"]), generator=g)
-        return add_poisson_noise(x, rec["scale"], gray=bool(rec["gray"]), generator=g)
-    if op == "jpeg":
-        from srkit.degrade.jpeg import jpeg_differentiable, jpeg_libjpeg
-
-        x = x.clamp(0.0, 1.0)
-        if rec.get("backend", "libjpeg") == "differentiable":
-            return jpeg_differentiable(x, float(rec["quality"]))
-        return jpeg_libjpeg(x, int(rec["quality"]))
-    if op == "sharpen":
-        from srkit.degrade.sharpen import unsharp_mask
-
-        return unsharp_mask(x.clamp(0.0, 1.0), float(rec["weight"]), float(rec["sigma"]), 0.0)
-    raise ConfigError(f"record step {dict(rec)!r} has an unknown op {op!r}")
 
 
 def _quantise(x: torch.Tensor) -> torch.Tensor:
@@ -347,21 +319,25 @@ class Degradation:
 
     @staticmethod
     def replay(hr: torch.Tensor, scale: int, records: Sequence[Record]) -> torch.Tensor:
-        """Apply recorded parameters: the LR that ``__call__`` returned with those records, bit for bit."""
+        """Apply recorded parameters: the LR that ``__call__`` returned with those records, bit for bit.
+
+        The whole batch is processed together (:func:`srkit.degrade.batch.apply_records`); replaying one image's
+        record alone gives its LR within one 8-bit level (float rounding of the batched kernels).
+        """
         _check_batch(hr, scale)
         if len(records) != hr.shape[0]:
             raise ShapeError(f"{len(records)} records for a batch of {hr.shape[0]}")
         h, w = hr.shape[-2] // scale * scale, hr.shape[-1] // scale * scale
         target = (h // scale, w // scale)
-        out = []
-        for i, rec in enumerate(records):
-            x = hr[i : i + 1, :, :h, :w]
-            for r in rec:
-                x = _apply(x, r)
-            if tuple(x.shape[-2:]) != target:
-                raise ConfigError(f"the pipeline ended at {tuple(x.shape[-2:])}, not the LR size {target}")
-            out.append(_quantise(x))
-        return torch.cat(out, 0)
+        if hr.shape[0] == 0:
+            return hr.new_zeros((0, hr.shape[1], *target))
+        from srkit.degrade.batch import apply_records
+
+        x, sizes = apply_records(hr[:, :, :h, :w], records)
+        for size in sizes:
+            if size != target:
+                raise ConfigError(f"the pipeline ended at {size}, not the LR size {target}")
+        return _quantise(x[:, :, : target[0], : target[1]])
 
     def training_pair(
         self, hr: torch.Tensor, scale: int, seed: int, color: str = "rgb"

@@ -155,13 +155,15 @@ def _fit_lr(lr: np.ndarray, hr: np.ndarray, scale: int, name: str) -> np.ndarray
 
 
 def _score(upscaler: Upscaler, lr: np.ndarray, hr: np.ndarray, scale: int, metrics: Sequence[str],
-           y_channel: bool, set_name: str, image: str) -> ImageRow:
+           y_channel: bool, set_name: str, image: str, options: Mapping[str, dict] | None = None) -> ImageRow:
     t0 = time.perf_counter()
     sr = upscaler.upscale_tensor(_to_tensor(lr))[0]
     seconds = time.perf_counter() - t0
     sr_arr = sr.clamp(0, 1).permute(1, 2, 0).numpy()
-    scores = {m: METRICS[m].fn(sr_arr, hr, border=scale, y_channel=y_channel) if METRICS[m].needs_reference
-              else METRICS[m].fn(sr_arr, crop_border=scale) for m in metrics}
+    opts = options or {}
+    scores = {m: METRICS[m].fn(sr_arr, hr, border=scale, y_channel=y_channel, **opts.get(m, {}))
+              if METRICS[m].needs_reference else METRICS[m].fn(sr_arr, crop_border=scale, **opts.get(m, {}))
+              for m in metrics}
     return ImageRow(set_name, scale, image, scores, seconds)
 
 
@@ -170,15 +172,19 @@ def _summarise(rows: Sequence[ImageRow], set_name: str, scale: int, metrics: Seq
     return SummaryRow(set_name, scale, mean, len(rows), float(np.mean([r.seconds for r in rows])))
 
 
-def _check_metrics(metrics: Sequence[str]) -> None:
+def _check_metrics(metrics: Sequence[str], options: Mapping[str, dict] | None = None) -> None:
+    """Unknown names, options for metrics not asked for, and each metric's own check (with its options)."""
     from srkit.errors import ConfigError
 
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ConfigError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
+    stray = [m for m in (options or {}) if m not in metrics]
+    if stray:
+        raise ConfigError(f"options given for metric(s) not computed: {', '.join(stray)}")
     for m in metrics:
         if METRICS[m].check is not None:
-            METRICS[m].check()
+            METRICS[m].check(**(options or {}).get(m, {}))
 
 
 def _model_for_scale(model: str | Path | SRModel, scale: int) -> SRModel:
@@ -196,6 +202,7 @@ def evaluate(
     scales: Sequence[int] = (2, 3, 4),
     *,
     metrics: Sequence[str] = ("psnr", "ssim"),
+    metric_options: Mapping[str, dict] | None = None,
     lr_from_disk: bool = False,
     y_channel: bool = True,
     device: str = "cpu",
@@ -212,6 +219,7 @@ def evaluate(
         data_dir: folder holding `<Set>/HR/*.png`.
         sets, scales: which sets and scale factors to run.
         metrics: names from `srkit.metrics.METRICS`.
+        metric_options: extra keyword arguments per metric, e.g. ``{"lpips": {"net": "vgg", "backbone": PATH}}``.
         lr_from_disk: read `LR_bicubic/X<s>/<name>x<s>.png` instead of making LR with `imresize_matlab`.
         y_channel: score luma (papers) or all RGB channels.
         device, dtype: passed to `Upscaler`.
@@ -232,7 +240,7 @@ def evaluate(
     """
     from srkit.errors import ConfigError
 
-    _check_metrics(metrics)
+    _check_metrics(metrics, metric_options)
     if degradation is not None and lr_from_disk:
         raise ConfigError("lr_from_disk and degradation exclude each other")
     deg = None
@@ -257,7 +265,7 @@ def evaluate(
                     lr = degraded_lr(hr, deg, scale, degradation_seed, bench.name, hr_path.stem, cache_dir)
                 else:
                     lr = make_lr(hr, scale)
-                row = _score(upscaler, lr, hr, scale, metrics, y_channel, bench.name, hr_path.stem)
+                row = _score(upscaler, lr, hr, scale, metrics, y_channel, bench.name, hr_path.stem, metric_options)
                 set_rows.append(row)
                 if on_image is not None:
                     on_image(row)
@@ -310,6 +318,7 @@ def evaluate_paired(
     pair_dir: str | Path,
     *,
     metrics: Sequence[str] = ("psnr", "ssim"),
+    metric_options: Mapping[str, dict] | None = None,
     y_channel: bool = True,
     device: str = "cpu",
     dtype: str = "fp32",
@@ -325,7 +334,7 @@ def evaluate_paired(
             the other pairs' scale).
         ModelLoadError: the model is not of that scale.
     """
-    _check_metrics(metrics)
+    _check_metrics(metrics, metric_options)
     pairs = paired_images(pair_dir)
     root = Path(pair_dir)
     loaded: list[tuple[str, np.ndarray, np.ndarray]] = []
@@ -345,7 +354,7 @@ def evaluate_paired(
     upscaler = Upscaler(_model_for_scale(model, scale), device=device, dtype=dtype)
     rows = []
     for stem, lr, hr in loaded:
-        row = _score(upscaler, lr, hr, scale, metrics, y_channel, root.name, stem)
+        row = _score(upscaler, lr, hr, scale, metrics, y_channel, root.name, stem, metric_options)
         rows.append(row)
         if on_image is not None:
             on_image(row)

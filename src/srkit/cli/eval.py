@@ -61,6 +61,10 @@ def eval_command(
     paired: Optional[Path] = typer.Option(None, "--paired", help="Score real pairs in DIR/LR and DIR/HR instead."),
     metrics: list[str] = typer.Option(
         ["psnr", "ssim"], "--metrics", help="Metrics to compute: psnr ssim niqe klt lpips (several values allowed)."),
+    lpips_net: str = typer.Option("alex", "--lpips-net", help="LPIPS backbone: alex or vgg."),
+    lpips_backbone: Optional[Path] = typer.Option(
+        None, "--lpips-backbone", help="LPIPS ImageNet backbone file (torchvision's alexnet-owt-7be5be79.pth / "
+        "vgg16-397923af.pth) [default: torch.hub's checkpoints folder]; never downloaded.", show_default=False),
 ) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -71,7 +75,11 @@ def eval_command(
     from srkit.evaluate import _check_metrics, evaluate
 
     metrics = list(dict.fromkeys(metrics))  # a name given twice is one column
-    _check_metrics(metrics)
+    lpips_given = lpips_net != "alex" or lpips_backbone is not None
+    if lpips_given and "lpips" not in metrics:
+        raise ConfigError("--lpips-net / --lpips-backbone apply to --metrics lpips, which is not asked for")
+    options = {"lpips": {"net": lpips_net, "backbone": lpips_backbone}} if "lpips" in metrics else {}
+    _check_metrics(metrics, options)
     bad = [s for s in scales if s < 1]
     if bad:
         raise ConfigError(f"scales must be positive integers, got {bad}")
@@ -103,11 +111,12 @@ def eval_command(
         if paired is not None:
             from srkit.evaluate import evaluate_paired
 
-            report = evaluate_paired(model, paired, metrics=metrics, y_channel=not rgb, device=device, dtype=dtype,
-                                     on_image=tick)
+            report = evaluate_paired(model, paired, metrics=metrics, metric_options=options, y_channel=not rgb,
+                                     device=device, dtype=dtype, on_image=tick)
         else:
             report = evaluate(
-                model, root, sets, scales, metrics=metrics, lr_from_disk=lr_from_disk, y_channel=not rgb,
+                model, root, sets, scales, metrics=metrics, metric_options=options, lr_from_disk=lr_from_disk,
+                y_channel=not rgb,
                 device=device, dtype=dtype, on_image=tick, degradation=degradation,
                 degradation_seed=degradation_seed,
             )

@@ -70,3 +70,16 @@ def run_padded(m: torch.nn.Module, x: torch.Tensor, scale: int, multiple: int) -
     if ph or pw:
         x = F.pad(x, (0, pw, 0, ph), mode="reflect")
     return m(x)[..., : h * scale, : w * scale]
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """Run `srkit ARGS` in this process through the app object: (exit code, stdout, stderr)."""
+    from srkit.cli.app import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err

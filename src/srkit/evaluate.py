@@ -78,15 +78,9 @@ class EvalReport:
 
 def _as_uint8(image: np.ndarray) -> np.ndarray:
     """Drop alpha and bring any bit depth to uint8 (benchmarks are scored on 8-bit images)."""
-    if image.ndim == 3 and image.shape[2] in (2, 4):
-        image = image[..., :-1]
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    if image.dtype == np.uint8:
-        return image
-    if image.dtype == np.uint16:
-        return np.rint(image / 257.0).astype(np.uint8)
-    return np.rint(np.clip(image, 0, 1) * 255.0).astype(np.uint8)
+    from srkit.io.uint8 import as_uint8_image
+
+    return as_uint8_image(image)
 
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:

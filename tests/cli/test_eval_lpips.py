@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import run_cli as cli
 
-from srkit.cli.app import main
 from srkit.errors import ConfigError
 from srkit.evaluate import evaluate
 from srkit.io import write_image
@@ -19,16 +19,6 @@ def bench(tmp_path):
     (tmp_path / "Set5" / "HR").mkdir(parents=True)
     write_image(tmp_path / "Set5" / "HR" / "a.png", np.rint(np.clip(img, 0, 1) * 255).astype(np.uint8))
     return tmp_path
-
-
-def cli(capsys, *args):
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.mark.parametrize("net", ["alex", "vgg"])

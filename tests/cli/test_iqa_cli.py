@@ -6,8 +6,8 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import run_cli as cli
 
-from srkit.cli.app import main
 from srkit.io import read_image, write_image
 from srkit.metrics import fit_niqe_params, load_niqe_params, niqe
 from srkit.ops import imresize_matlab
@@ -17,17 +17,6 @@ def _texture(h=192, w=192, seed=0):
     rng = np.random.default_rng(seed)
     base = imresize_matlab(rng.random((h // 12, w // 12, 3)), output_shape=(h, w))
     return np.rint(np.clip(base + rng.normal(0, 0.03, (h, w, 3)), 0, 1) * 255).astype(np.uint8)
-
-
-def cli(capsys, *args):
-    """Run `srkit ARGS` in this process: (exit code, stdout, stderr)."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture()

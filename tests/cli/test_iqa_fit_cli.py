@@ -8,8 +8,8 @@ import json
 import cv2
 import numpy as np
 import pytest
+from helpers import run_cli as cli
 
-from srkit.cli.app import main
 from srkit.io import write_image
 from srkit.metrics.opinion import load_head
 from srkit.ops import imresize_matlab
@@ -19,16 +19,6 @@ def _scene(seed: int, side: int = 96) -> np.ndarray:
     rng = np.random.default_rng(seed)
     base = imresize_matlab(rng.random((side // 8, side // 8, 3)), output_shape=(side, side))
     return np.rint(np.clip(base + rng.normal(0, 0.04, (side, side, 3)), 0, 1) * 255).astype(np.uint8)
-
-
-def cli(capsys, *args):
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture()

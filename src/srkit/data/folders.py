@@ -150,14 +150,9 @@ def _check_int(name: str, value: object, minimum: int = 1) -> int:
 
 def as_rgb8(image: np.ndarray) -> np.ndarray:
     """(H, W[, C]) any depth -> uint8 (H, W, 3): alpha dropped, 16-bit/float scaled, gray repeated."""
-    if image.ndim == 3 and image.shape[2] in (2, 4):
-        image = image[..., :-1]
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    if image.dtype == np.uint16:
-        image = np.rint(image / 257.0).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        image = np.rint(np.clip(np.nan_to_num(image), 0.0, 1.0) * 255.0).astype(np.uint8)
+    from srkit.io.uint8 import as_uint8_image
+
+    image = as_uint8_image(image)
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     return np.ascontiguousarray(image)

@@ -246,3 +246,26 @@ def test_remove_stale_temps(tmp_path):
         p.write_bytes(b"x")
     assert remove_stale_temps(dst) == 1
     assert not stale.exists() and all(p.exists() for p in keep)
+
+
+def test_stream_and_no_stream(tmp_path, icc):
+    pytest.importorskip("pyvips")
+    src = tmp_path / "in.png"
+    rng = np.random.default_rng(5)
+    arr = np.asarray(Image.fromarray(_rand((12, 10, 3), seed=5)).resize((90, 150), Image.BICUBIC))
+    arr = np.clip(arr + rng.integers(-3, 4, arr.shape), 0, 255).astype(np.uint8)
+    write_image(src, arr, ImageMeta(8, "RGB", icc_profile=icc, dpi=(100.0, 100.0)))
+    outs = {}
+    for flag in ("--stream", "--no-stream"):
+        dst = tmp_path / f"out{flag}.png"
+        r = run(src, "-o", dst, "--model", "tiny-x4", flag)
+        assert r.returncode == 0, r.stderr
+        outs[flag] = read_image(dst)
+    (a, ma), (b, mb) = outs.values()
+    assert a.shape == (600, 360, 3) and np.array_equal(a, b)
+    assert ma.icc_profile == mb.icc_profile == icc and ma.dpi == mb.dpi
+    # WebP cannot be streamed: one error line naming the way out.
+    r = run(src, "-o", tmp_path / "out.webp", "--model", "tiny-x4", "--stream")
+    errors = _error_lines(r.stderr)
+    assert r.returncode == 1 and len(errors) == 1 and "TIFF or PNG" in errors[0] and "Traceback" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "out--no-stream.png", "out--stream.png"]

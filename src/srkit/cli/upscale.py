@@ -20,6 +20,8 @@ Policies:
 * Animated and multi-page images (APNG, animated WebP/GIF, multi-page TIFF) are refused: extract the frames first.
 * Alpha is kept (JPEG/BMP output of an image with alpha fails: use PNG, WebP or TIFF); gray stays gray; 16-bit
   stays 16-bit where the format stores it; ICC profile and EXIF are copied, DPI is multiplied by the scale.
+* Big outputs are streamed in bounded memory (`--stream/--no-stream`, automatic by default; the rule is
+  `srkit.infer.api.upscale_file`'s): same pixels and metadata as the whole-image path.
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ ICC, EXIF, alpha, gray and 16-bit survive; DPI is scaled so the printed size sta
 Animated and multi-page images are refused: extract the frames first.
 
 A failed file prints one line on stderr; the run ends with a summary and exits 1 if any file failed.
+
+Memory: big outputs are streamed (--stream): built strip by strip, never whole in memory, with the same pixels
+and metadata. By default a file is streamed when the whole-image path would need more than half the available
+memory (MemAvailable) or 4 GiB, estimated as 4.5 float32 copies of the output. TIFF is written tiled; PNG and
+JPEG go through a temporary uncompressed TIFF next to the output (needs that much disk) and libvips (pyvips).
+WebP and BMP cannot be streamed (WebP is also limited to 16383 px a side): write TIFF or PNG.
 """
 
 
@@ -307,6 +315,11 @@ def upscale_command(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
     alpha: AlphaMode = typer.Option(AlphaMode.bicubic, "--alpha", help="How the alpha channel is upscaled."),
     suffix: str = typer.Option("", "--suffix", help="Appended to output file names in folder mode, e.g. _x4."),
+    stream: Optional[bool] = typer.Option(
+        None, "--stream/--no-stream", show_default=False,
+        help="Build outputs strip by strip in bounded memory, or whole in memory. Default: stream when the "
+             "whole-image path would need > min(1/2 of available memory, 4 GiB).",
+    ),
 ) -> None:
     t0 = time.perf_counter()
     tile_v = parse_tile(tile)
@@ -339,7 +352,7 @@ def upscale_command(
             backend=None if backend == Backend.torch else backend.value,
         )
         written, n_failed = _run(up, todo, fmt=fmt, quality=quality, alpha=alpha.value, tta=tta, say=say,
-                                 console=err, interactive=interactive)
+                                 console=err, interactive=interactive, stream=stream)
         failed += n_failed
     note = " (existing outputs are skipped; --overwrite replaces them)" if skipped else ""
     typer.echo(f"srkit upscale: {written} written, {skipped} skipped, {failed} failed in "
@@ -348,7 +361,9 @@ def upscale_command(
         raise typer.Exit(1)
 
 
-def _run(up, todo: list[Job], *, fmt, quality, alpha, tta, say, console, interactive) -> tuple[int, int]:
+def _run(
+    up, todo: list[Job], *, fmt, quality, alpha, tta, say, console, interactive, stream=None
+) -> tuple[int, int]:
     """Upscale each job with the shared Upscaler `up`; returns (written, failed)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -365,7 +380,7 @@ def _run(up, todo: list[Job], *, fmt, quality, alpha, tta, say, console, interac
             try:
                 j.dst.parent.mkdir(parents=True, exist_ok=True)
                 remove_stale_temps(j.dst)
-                upscale_file(j.src, j.dst, up, format=fmt, quality=quality, alpha=alpha, tta=tta)
+                upscale_file(j.src, j.dst, up, format=fmt, quality=quality, alpha=alpha, tta=tta, stream=stream)
                 written += 1
             except (KeyboardInterrupt, SystemExit):
                 raise

@@ -29,12 +29,15 @@ Files (`upscale_file`):
 * Animated and multi-page files (APNG, animated WebP/GIF, multi-page TIFF) are refused by `read_image` with a
   clear `ImageReadError`: extract the frames first, then upscale them as single images.
 * The output is written atomically (`write_image`); an output path that is the input file is refused.
+* Big outputs are streamed (`upscale_file(stream=...)`, automatic by default): upscaled in strips and written
+  without ever holding the whole output, with the same pixels and metadata (see `upscale_file`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +53,17 @@ __all__ = [
     "ALPHA_MODES",
     "DEFAULT_MODEL",
     "IMAGE_SUFFIXES",
+    "STREAM_CAP_BYTES",
+    "STREAM_MEMORY_SHARE",
+    "WEBP_MAX_SIDE",
+    "WHOLE_IMAGE_COPIES",
+    "available_memory",
     "fill_transparent",
     "load_upscaler",
     "upscale",
     "upscale_array",
     "upscale_file",
+    "whole_image_peak_bytes",
 ]
 
 #: The model `upscale`, `upscale_file` and `srkit upscale` use when none is named.
@@ -244,14 +253,18 @@ def _infer(up: Upscaler, x: torch.Tensor, tta: bool) -> torch.Tensor:
     return y
 
 
-def _upscale_bchw(up: Upscaler, x: torch.Tensor, alpha: str, tta: bool) -> torch.Tensor:
-    """(B, C, H, W) float32 [0, 1], C = 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA) -> (B, C, sH, sW) float32 in [0, 1]."""
+def _upscale_bchw(up: Upscaler, x: torch.Tensor, alpha: str, tta: bool, fill: bool = True) -> torch.Tensor:
+    """(B, C, H, W) float32 [0, 1], C = 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA) -> (B, C, sH, sW) float32 in [0, 1].
+
+    `fill` False: the colour under transparent pixels is already filled (the streaming path fills the whole
+    image once, then upscales strips of it)."""
     c = x.shape[1]
     if c not in (1, 2, 3, 4):
         raise ShapeError(f"expected 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA) channels, got {c}")
     if c in (2, 4):
         color, a = x[:, :-1], x[:, -1:]
-        color = fill_transparent(color, a)
+        if fill:
+            color = fill_transparent(color, a)
         yc = _infer(up, color, tta)
         if alpha == "bicubic":
             from srkit.ops import imresize_matlab
@@ -481,6 +494,213 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
         return False
 
 
+# --- when to stream ----------------------------------------------------------------------------
+
+#: The whole-image path of `upscale_file` peaks at about this many float32 copies of the output (working
+#: channels): the model's output, its clipped/scaled/rounded copies, the integer result and the encoder's copy,
+#: plus the model's tile activations. Measured with tiny-x4 (Y-only ECBSR) on RGB: 2000 x 2000 -> 8000 x 8000
+#: peaks at 3.4 GB RSS for 0.77 GB of float32 output (4.4 copies).
+WHOLE_IMAGE_COPIES = 4.5
+#: Automatic mode streams when the whole-image estimate exceeds this share of the available memory ...
+STREAM_MEMORY_SHARE = 0.5
+#: ... or this many bytes, whichever is smaller.
+STREAM_CAP_BYTES = 4 << 30
+#: WebP stores at most this many pixels a side.
+WEBP_MAX_SIDE = 16383
+# Side of the tiles of streamed TIFFs (final, or the temporary one libvips converts to PNG/JPEG).
+_STREAM_TILE = 256
+_LAYOUT_NAMES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations: MemAvailable from /proc/meminfo, else the free physical
+    pages (`os.sysconf`); None when neither can be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _work_channels(up: Upscaler, channels: int) -> int:
+    """Channels of the float32 working copies: gray through an RGB model runs as 3, alpha adds 1."""
+    info = up.model.info
+    has_alpha = channels in (2, 4)
+    color = channels - has_alpha
+    if color == 1 and not info.channel_agnostic and info.in_channels == 3:
+        color = 3
+    return color + has_alpha
+
+
+def whole_image_peak_bytes(height: int, width: int, channels: int, scale: int) -> int:
+    """Estimated peak memory of a whole-image `upscale_file`: `WHOLE_IMAGE_COPIES` float32 copies of the
+    (scale * height) x (scale * width) x `channels` output."""
+    return int(WHOLE_IMAGE_COPIES * (height * scale) * (width * scale) * channels * 4)
+
+
+def stream_budget(available: int | None = None) -> int:
+    """Bytes a whole-image upscale may use before automatic mode streams: min(`STREAM_MEMORY_SHARE` x
+    available memory, `STREAM_CAP_BYTES`); `available` defaults to `available_memory()`."""
+    if available is None:
+        available = available_memory()
+    if available is None:
+        return STREAM_CAP_BYTES
+    return int(min(STREAM_MEMORY_SHARE * available, STREAM_CAP_BYTES))
+
+
+# --- streamed outputs ------------------------------------------------------------------------
+
+
+def _fit_dtype(dtype: np.dtype, fmt: str | None) -> np.dtype:
+    return _fit_depth(np.zeros((1, 1), dtype), fmt).dtype
+
+
+def _hr_strips(
+    up: Upscaler, arr: np.ndarray, *, alpha: str, tta: bool, fmt: str, rows: int, context: int
+) -> Iterator[np.ndarray]:
+    """The output of `_fit_depth(upscale_array(up, arr), fmt)`, as HR strips of `rows` LR rows each.
+
+    Each strip is upscaled with `context` LR rows above and below (at least the model's receptive field), so for
+    models with a finite receptive field every strip equals the same rows of the whole-image result. The colour
+    under fully transparent pixels depends on the whole image (`fill_transparent`): it is filled once, on the
+    whole LR image, before the strips are cut.
+    """
+    if arr.dtype.kind == "u" and arr.dtype.itemsize in (1, 2):
+        peak = float(np.iinfo(arr.dtype).max)
+    elif arr.dtype.kind == "f":
+        peak = 1.0
+    else:
+        raise ShapeError(f"image arrays must be uint8, uint16 or float, got {arr.dtype}")
+    x3 = arr[..., None] if arr.ndim == 2 else arr
+    h, c, s = x3.shape[0], x3.shape[2], up.scale
+    out_dtype = arr.dtype.newbyteorder("=")
+
+    def to_float(block: np.ndarray) -> np.ndarray:
+        x = block.astype(np.float32)
+        if peak != 1.0:
+            x /= np.float32(peak)
+        return x
+
+    filled = None
+    if c in (2, 4):
+        a = to_float(x3[..., -1])
+        if bool((a <= _TRANSPARENT).any()):
+            color = torch.from_numpy(np.ascontiguousarray(to_float(x3[..., :-1]).transpose(2, 0, 1)))[None]
+            with torch.inference_mode():
+                filled = fill_transparent(color, torch.from_numpy(a)[None, None])[0].permute(1, 2, 0).numpy()
+            del color
+        del a
+    for r0 in range(0, h, rows):
+        r1 = min(r0 + rows, h)
+        a0, a1 = max(r0 - context, 0), min(r1 + context, h)
+        x = to_float(x3[a0:a1])
+        if filled is not None:
+            x[..., :-1] = filled[a0:a1]
+        t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+        del x
+        with torch.inference_mode():
+            y = _upscale_bchw(up, t, alpha, tta, fill=filled is None)
+        del t
+        y = y[0, :, (r0 - a0) * s : (r1 - a0) * s].permute(1, 2, 0).cpu().numpy()
+        if arr.ndim == 2:
+            y = y[..., 0]
+        if peak == 1.0:
+            out = y.astype(out_dtype, copy=False)
+        else:
+            out = np.rint(y * np.float32(peak)).astype(out_dtype)
+        del y
+        yield _fit_depth(out, fmt)
+
+
+def _write_streamed_file(dst: Path, write) -> None:
+    """`write(fh)` into `.<name>.<hex>.tmp` next to `dst`, fsync, rename over `dst`; the temp file is removed on
+    any failure (OSError becomes ImageWriteError, everything else is re-raised as it is)."""
+    import secrets
+
+    tmp = dst.parent / f".{dst.name[:200]}.{secrets.token_hex(6)}.tmp"
+    try:
+        with open(tmp, "xb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dst)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ImageWriteError(f"cannot write '{dst}': {e.strerror or e}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _upscale_file_streaming(
+    up: Upscaler, arr: np.ndarray, meta: Any, dst: Path, fmt: str, *, quality: int, alpha: str, tta: bool
+) -> Path:
+    """`upscale_file`'s streaming path: strips of the output go to a tiled TIFF (the output itself, or a
+    temporary uncompressed one that libvips then converts to PNG/JPEG reading it sequentially)."""
+    import secrets
+    import warnings
+
+    from srkit.infer.streaming import default_strip_rows, import_pyvips, vips_encode, write_tiled_tiff
+    from srkit.io.images import _WRITABLE, _is_int
+
+    h, w = arr.shape[:2]
+    channels = 1 if arr.ndim == 2 else arr.shape[2]
+    layout = _LAYOUT_NAMES[channels]
+    if layout not in _WRITABLE[fmt][1]:
+        raise ImageWriteError(f"cannot write '{dst}': {fmt} cannot store layout {layout} (drop the alpha "
+                              "channel, or write PNG, WebP or TIFF)")
+    if not _is_int(quality) or not 1 <= quality <= 100:
+        raise ImageWriteError(f"cannot write '{dst}': quality must be an integer in 1..100, got {quality!r}")
+    if not dst.parent.is_dir():
+        raise ImageWriteError(f"cannot write '{dst}': directory '{dst.parent}' does not exist")
+    if dst.is_dir():
+        raise ImageWriteError(f"cannot write '{dst}': is a directory")
+    if fmt != "TIFF":
+        import_pyvips()  # fail before the upscale, not after
+
+    s, info = up.scale, up.model.info
+    if info.receptive_field is not None:
+        context = int(info.receptive_field)
+    else:
+        context = max(16, up.overlap or 0)
+        warnings.warn(f"{info.arch} sees the whole image: streamed strips get {context} rows of context and the "
+                      "output is close to, not equal to, a whole-image upscale", RuntimeWarning, stacklevel=3)
+    context = max(context, 4)  # bicubic alpha (and chroma) read 2 LR pixels around each pixel
+    rows = default_strip_rows(w, _work_channels(up, channels), s, context, _STREAM_TILE)
+    out_dtype = _fit_dtype(arr.dtype, fmt)
+    shape = (h * s, w * s) if channels == 1 else (h * s, w * s, channels)
+    dpi = tuple(v * s for v in meta.dpi) if meta.dpi else None
+    strips = _hr_strips(up, arr, alpha=alpha, tta=tta, fmt=fmt, rows=rows, context=context)
+    if fmt == "TIFF":  # as write_image: Deflate, ICC, DPI, no EXIF; tiled BigTIFF
+        _write_streamed_file(dst, lambda fh: write_tiled_tiff(fh, strips, shape, out_dtype, tile=_STREAM_TILE,
+                                                              compression="zlib", icc=meta.icc_profile, dpi=dpi))
+        return dst
+    tmp = dst.parent / f".{dst.name[:200]}.{secrets.token_hex(6)}.tmp"
+    try:
+        try:
+            with open(tmp, "xb") as fh:
+                write_tiled_tiff(fh, strips, shape, out_dtype, tile=_STREAM_TILE)
+        except OSError as e:
+            raise ImageWriteError(f"cannot write '{dst}': temporary TIFF '{tmp.name}': {e.strerror or e}") from None
+
+        def encode(fh) -> None:
+            try:
+                vips_encode(tmp, fh, fmt, quality=quality, icc=meta.icc_profile, exif=meta.exif, dpi=dpi)
+            except ImageWriteError as e:
+                raise ImageWriteError(f"cannot write '{dst}': {e}") from None
+
+        _write_streamed_file(dst, encode)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dst
+
+
 def upscale_file(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
@@ -494,6 +714,7 @@ def upscale_file(
     device: str = "cpu",
     alpha: str = "bicubic",
     tta: bool = False,
+    stream: bool | None = None,
 ) -> Path:
     """Read `src`, upscale it, write `dst` (atomically) with its metadata; returns `Path(dst)`.
 
@@ -502,24 +723,66 @@ def upscale_file(
         quality: JPEG/WebP quality 1..100 (100 = lossless WebP).
         model, scale, tile, dtype, device, alpha, tta: as in `upscale`; pass an `Upscaler` to share one model
             over many files.
+        stream: True: build the output strip by strip in bounded memory; False: build it whole in memory;
+            None (default): stream when the whole-image path would need more than min(`STREAM_MEMORY_SHARE`
+            (1/2) x available memory (MemAvailable), `STREAM_CAP_BYTES` (4 GiB)), estimated as
+            `WHOLE_IMAGE_COPIES` (4.5) float32 copies of the output (`whole_image_peak_bytes`).
+
+    Streaming: the input is read whole (it is scale^2 times smaller than the output) and upscaled in strips of
+    LR rows with the model's receptive field as context, so the pixels equal the whole-image path's for models
+    with a finite receptive field (whole-image models get 16 rows of context: close, not equal; a warning says
+    so). TIFF is written tiled (256 x 256, Deflate, BigTIFF). PNG and JPEG go through a temporary uncompressed
+    tiled TIFF next to `dst` (hidden `.<name>.<hex>.tmp`, needs the output's uncompressed size on disk, removed
+    on any failure) that libvips (`pyvips`) converts reading it sequentially: PNG at zlib level 3 with adaptive
+    row filters (the whole-image path: Pillow's level 6 for 8 bits, level 3 for 16 bits; same pixels, files a
+    few % apart), JPEG at the same quality and chroma subsampling as the whole-image path. The metadata bytes
+    (ICC, EXIF, DPI) are the whole-image path's. WebP and BMP cannot be streamed: ConfigError, write TIFF or
+    PNG. WebP is also refused (ConfigError) over 16383 px a side.
 
     Kept: ICC profile, EXIF (orientation already applied), DPI x scale, bit depth and layout as far as the
     format stores them (see the module docstring). Animated/multi-page input is refused (extract frames first).
 
     Raises:
         ImageReadError: `src` unreadable, animated or multi-page. ImageWriteError: `dst` is `src`, or cannot be
-        written in that format (e.g. alpha to JPEG). ModelLoadError / ConfigError: model problems.
+        written in that format (e.g. alpha to JPEG). ModelLoadError / ConfigError: model problems, WebP/BMP that
+        would need streaming, pyvips missing for a streamed PNG/JPEG.
     """
     from srkit.io import read_image, write_image
+    from srkit.io.images import _write_format
 
     src_p, dst_p = Path(os.fspath(src)), Path(os.fspath(dst))
     if same_file(src_p, dst_p):
         raise ImageWriteError(f"cannot write '{dst_p}': it is the input file (choose another output name)")
     _check_alpha(alpha)
+    if stream not in (None, True, False):
+        raise ConfigError(f"stream must be True, False or None (automatic), got {stream!r}")
+    fmt = _output_format(dst_p, format)
+    if stream and fmt is None:
+        _write_format(dst_p, format)  # raises: unknown format
     up = load_upscaler(model, scale=scale, tile=tile, dtype=dtype, device=device, tta=tta)
     arr, meta = read_image(src_p)
-    out = _fit_depth(upscale_array(up, arr, alpha=alpha, tta=tta), _output_format(dst_p, format))
+    s = up.scale
+    h, w = arr.shape[:2]
+    channels = 1 if arr.ndim == 2 else arr.shape[2]
+    if stream is None:
+        need = whole_image_peak_bytes(h, w, _work_channels(up, channels), s)
+        streaming = fmt is not None and need > stream_budget()
+    else:
+        streaming = bool(stream)
+    if fmt == "WEBP" and max(h, w) * s > WEBP_MAX_SIDE:
+        raise ConfigError(f"cannot write '{dst_p}': {w * s} x {h * s} is over WebP's {WEBP_MAX_SIDE} px side "
+                          "limit; write TIFF or PNG instead")
+    if streaming and fmt in ("WEBP", "BMP"):
+        why = "streaming was asked for" if stream else (
+            f"a whole-image upscale would need ~{need / 2**30:.1f} GiB (budget {stream_budget() / 2**30:.1f} GiB)")
+        name = {"WEBP": "WebP"}.get(fmt, fmt)
+        raise ConfigError(f"cannot write '{dst_p}': {name} output cannot be streamed and {why}; write TIFF or PNG "
+                          "instead")
+    if streaming:
+        assert fmt is not None
+        return _upscale_file_streaming(up, arr, meta, dst_p, fmt, quality=quality, alpha=alpha, tta=tta)
+    out = _fit_depth(upscale_array(up, arr, alpha=alpha, tta=tta), fmt)
     depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(out.dtype, 32)
-    dpi = tuple(v * up.scale for v in meta.dpi) if meta.dpi else None
+    dpi = tuple(v * s for v in meta.dpi) if meta.dpi else None
     out_meta = dataclasses.replace(meta, bit_depth=depth, dpi=dpi)
     return write_image(dst_p, out, out_meta, format=format, quality=quality)

@@ -110,3 +110,27 @@ def test_eval_metrics_adds_columns(tmp_path, capsys):
     doc = json.loads(out_json.read_text())
     assert set(doc["summary"][0]) >= {"psnr", "niqe"} and "ssim" not in doc["summary"][0]
     assert np.isfinite(doc["images"][0]["niqe"])
+
+
+def test_score_with_references(tmp_path, capsys):
+    from srkit.metrics import psnr, ssim
+
+    imgs, refs = tmp_path / "sr", tmp_path / "hr"
+    imgs.mkdir()
+    refs.mkdir()
+    hr = _texture(seed=5)
+    noisy = np.clip(hr.astype(int) + np.random.default_rng(0).integers(-6, 7, hr.shape), 0, 255).astype(np.uint8)
+    write_image(imgs / "a.png", noisy)
+    write_image(refs / "a.webp", hr, quality=100)  # matched by stem, any suffix (lossless WebP: same pixels)
+    code, out, err = cli(capsys, "iqa", "score", str(imgs / "a.png"), "--metrics", "psnr", "ssim", "niqe",
+                         "--ref", str(refs), "--json", str(tmp_path / "s.json"))
+    assert code == 0, err
+    row = json.loads((tmp_path / "s.json").read_text())["images"][0]
+    assert row["psnr"] == pytest.approx(psnr(noisy, hr)) and row["ssim"] == pytest.approx(ssim(noisy, hr))
+    assert row["niqe"] == pytest.approx(niqe(noisy))
+    # An image without a reference fails on its own line; the others are still scored.
+    write_image(imgs / "b.png", noisy)
+    code, out, err = cli(capsys, "iqa", "score", str(imgs), "--metrics", "psnr", "--ref", str(refs))
+    assert code == 1 and "no reference named b.*" in err and out.count("psnr") == 2  # a's line and the mean
+    code, _, err = cli(capsys, "iqa", "score", str(imgs), "--metrics", "psnr")
+    assert code != 0 and "--ref DIR" in err and "Traceback" not in err

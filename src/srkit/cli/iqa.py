@@ -24,9 +24,11 @@ Scores from different NIQE models are not comparable: the output names the model
 --params official for LIVE's, or a file).
 """
 
-SCORE_HELP = """Score images without a reference (one line per image, then the mean).
+SCORE_HELP = """Score images (one line per image, then the mean): no-reference metrics, and full-reference ones
+(psnr, ssim, lpips) when --ref DIR holds a reference of the same name (any image suffix) for every image.
 
 IMAGE_OR_DIR: files, folders (recursive) or globs. Put --metrics after them (it takes several values).
+Full-reference scores use the BasicSR protocol as srkit eval does (Y channel; --crop-border pixels dropped).
 --params selects the NIQE model: a .npz/.mat file, or 'official' (LIVE's, found in $SRKIT_REFERENCE,
 $SRKIT_DATA/../reference or ../shared/reference). A failing image prints one line; the exit code is then 1.
 """
@@ -87,6 +89,9 @@ def score_command(
     color: Color = typer.Option(Color.y, "--color", help="Plane scored: rgb2ycbcr luma (y) or rgb2gray (gray)."),
     crop_border: int = typer.Option(0, "--crop-border", min=0, help="Pixels removed from each side first."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write per-image scores and means as JSON."),
+    ref: Optional[Path] = typer.Option(
+        None, "--ref", help="Folder of reference images (matched by file name stem) for psnr / ssim / lpips.",
+        show_default=False),
 ) -> None:
     from srkit.cli.eval import _write_atomic
     from srkit.errors import ConfigError
@@ -97,13 +102,18 @@ def score_command(
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ConfigError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
-    ref = [m for m in metrics if METRICS[m].needs_reference]
-    if ref:
+    full_ref = [m for m in metrics if METRICS[m].needs_reference]
+    if full_ref and ref is None:
         no_ref = ", ".join(m for m, i in METRICS.items() if not i.needs_reference)
-        raise ConfigError(f"{', '.join(ref)} need(s) a reference image; srkit iqa score takes no-reference "
+        raise ConfigError(f"{', '.join(full_ref)} need(s) a reference image: give --ref DIR, or use no-reference "
                           f"metrics ({no_ref})")
+    references = _reference_index(ref) if ref is not None else None
+    for m in full_ref:
+        if METRICS[m].check is not None:
+            METRICS[m].check()  # e.g. LPIPS's backbone file: fail before the first image
     niqe_params = load_niqe_params(params) if "niqe" in metrics else None  # a bad file fails before any image
-    kwargs = {m: {"crop_border": crop_border} for m in metrics}
+    kwargs = {m: {"border": crop_border} if METRICS[m].needs_reference else {"crop_border": crop_border}
+              for m in metrics}
     if niqe_params is not None:
         kwargs["niqe"].update(params=niqe_params, color=color.value)
     models = {"niqe": niqe_params.name} if niqe_params is not None else {}
@@ -126,7 +136,9 @@ def score_command(
             progress.update(task, description=f"iqa {path.name}")
             try:
                 img = read_uint8(path)
-                row = {"image": str(path), **{m: METRICS[m].fn(img, **kwargs[m]) for m in metrics}}
+                target = read_uint8(_reference_for(path, references, ref)) if full_ref else None
+                row = {"image": str(path), **{m: METRICS[m].fn(img, target, **kwargs[m]) if METRICS[m].needs_reference
+                                               else METRICS[m].fn(img, **kwargs[m]) for m in metrics}}
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
@@ -144,10 +156,33 @@ def score_command(
     say(f"srkit iqa score: {len(rows)} scored, {len(failed)} failed in {time.perf_counter() - t0:.1f} s")
     if json_path is not None:
         doc = {"metrics": metrics, "models": models, "color": color.value, "crop_border": crop_border,
-               "images": rows, "mean": means, "failed": failed}
+               "reference": None if ref is None else str(ref), "images": rows, "mean": means, "failed": failed}
         _write_atomic(json_path, json.dumps(doc, indent=2) + "\n")
     if failed or not rows:
         raise typer.Exit(1)
+
+
+def _reference_index(folder: Path) -> dict[str, list[Path]]:
+    """File-name stem -> reference images under `folder` (recursive)."""
+    from srkit.errors import ConfigError
+
+    if not folder.is_dir():
+        raise ConfigError(f"--ref {folder}: not a folder")
+    files, _, _ = collect_images([str(folder)])
+    index: dict[str, list[Path]] = {}
+    for f in files:
+        index.setdefault(f.stem, []).append(f)
+    return index
+
+
+def _reference_for(path: Path, index: dict[str, list[Path]] | None, folder: Path | None) -> Path:
+    from srkit.errors import ConfigError
+
+    hits = (index or {}).get(path.stem, [])
+    if len(hits) != 1:
+        why = "no" if not hits else f"{len(hits)}"
+        raise ConfigError(f"{why} reference named {path.stem}.* in {folder}")
+    return hits[0]
 
 
 def _eval_set_part(path: Path) -> str | None:

@@ -93,10 +93,10 @@ def test_bad_files(tmp_path):
 
 def test_spandrel_fallback_for_an_architecture_srkit_lacks(tmp_path):
     pytest.importorskip("spandrel")
-    from spandrel.architectures.SAFMN import SAFMN
+    from spandrel.architectures.PLKSR import PLKSR
 
-    net = SAFMN(dim=36, n_blocks=2, ffn_scale=2.0, upscaling_factor=2).eval()
-    path = tmp_path / "safmn.pth"
+    net = PLKSR(dim=32, n_blocks=2, upscaling_factor=2).eval()
+    path = tmp_path / "plksr.pth"
     torch.save({"params": net.state_dict()}, path)
     loaded = load_model(path)
     assert loaded.info.arch.startswith("spandrel:") and loaded.info.scale == 2

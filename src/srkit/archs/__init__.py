@@ -17,6 +17,7 @@ from srkit.archs import (
     rcan,
     rlfn,
     rrdbnet,
+    safmn,
     span,
     srvgg,
     swinir,
@@ -49,6 +50,7 @@ ARCHS: dict[str, ArchSpec] = {
     "imdn": imdn.IMDN_SPEC,
     "rlfn": rlfn.RLFN_SPEC,
     "span": span.SPAN_SPEC,
+    "safmn": safmn.SAFMN_SPEC,
     # re-parameterised, with sharpening (edge) branches
     "ecbsr-m4c16": ecbsr.ECBSR_M4C16_SPEC,
     "ecbsr-m16c64": ecbsr.ECBSR_M16C64_SPEC,
@@ -68,6 +70,7 @@ DETECTORS: list[tuple[str, Callable, Callable | None]] = [
     ("imdn", imdn.detect_imdn, None),
     ("rlfn", rlfn.detect_rlfn, None),
     ("span", span.detect_span, None),
+    ("safmn", safmn.detect_safmn, None),
     ("ecbsr", ecbsr.detect_ecbsr, None),
     ("ecbsr (EDSR-codebase layout)", ecbsr.detect_ecbsr, ecbsr.convert_ecbsr_edsr_state_dict),
 ]

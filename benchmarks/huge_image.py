@@ -32,7 +32,8 @@ def make_input(path: Path, size: int) -> None:
     def rows():
         for y0 in range(0, size, 256):
             y = np.arange(y0, min(y0 + 256, size), dtype=np.float32)[:, None]
-            base = 128 + 60 * np.sin(x[None, :] / 97.0 + y / 61.0) + 40 * np.cos(np.hypot(x[None, :] - size / 2, y - size / 3) / 23.0)
+            ring = np.hypot(x[None, :] - size / 2, y - size / 3)
+            base = 128 + 60 * np.sin(x[None, :] / 97.0 + y / 61.0) + 40 * np.cos(ring / 23.0)
             block = np.stack([base, base[:, ::-1], 255 - base], axis=-1) + rng.normal(0, 6, (len(y), size, 3))
             yield from np.clip(block, 0, 255).astype(np.uint8)
 
@@ -87,8 +88,8 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     size = dst.stat().st_size
     h, w = rep["shape"][:2]
-    print(f"model {args.model} x{args.scale} ({up.settings()['dtype']}, tile {args.tile}); input {args.size}x{args.size}"
-          f" -> output {w}x{h} BigTIFF, {size / 1e9:.2f} GB")
+    print(f"model {args.model} x{args.scale} ({up.settings()['dtype']}, tile {args.tile}); "
+          f"input {args.size}x{args.size} -> output {w}x{h} BigTIFF, {size / 1e9:.2f} GB")
     print(f"strips: {rep['strips']} x {rep['strip_rows']} LR rows (+{rep['context']} context); "
           f"lazy (memory-mapped) input: {rep['lazy_input']}")
     print(f"time: {rep['seconds']:.1f} s ({w * h / 1e6 / rep['seconds']:.1f} output MP/s)")

@@ -1,7 +1,8 @@
 """Do srkit's no-reference indices follow distortion severity, and how do they rank SR models? (docs/quality-metrics.md)
 
     python benchmarks/iqa_study.py --data ../shared/datasets [--limit 20] [--metrics niqe klt psnr]
-                                   [--models bicubic tiny-x4 balanced-x4 real-x4 real-x4-gan] [--out docs/quality-metrics.md]
+                                   [--models bicubic tiny-x4 balanced-x4 real-x4 real-x4-gan]
+                                   [--out docs/quality-metrics.md]
 
 1. Severity ladders on Set14 + B100 HR images (five levels each, plus the pristine image as level 0):
    bicubic down-up x2/x3/x4/x6/x8 (MATLAB bicubic both ways), Gaussian blur sigma 0.5/1/1.5/2/3, Gaussian noise

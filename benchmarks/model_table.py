@@ -15,7 +15,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--scales", type=int, nargs="+", default=[4])
     args = ap.parse_args()
-    print("| name | scale | params (deployed) | params (training form) | MACs / output px | MACs @720p (G) | receptive field (LR px) |")
+    print("| name | scale | params (deployed) | params (training form) | MACs / output px | MACs @720p (G) "
+          "| receptive field (LR px) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, spec in ARCHS.items():
         if spec.kind != "generator":

@@ -74,7 +74,8 @@ def builtin_weights() -> dict[str, Path]:
     return {p.stem: p for p in sorted(WEIGHTS_DIR.glob("*.safetensors"))}
 
 
-def save_model(model: SRModel, path: str | Path, *, training_data: str = "", extra: dict[str, str] | None = None) -> Path:
+def save_model(model: SRModel, path: str | Path, *, training_data: str = "",
+               extra: dict[str, str] | None = None) -> Path:
     """Write an `SRModel` built by `srkit.archs.build` as srkit safetensors (atomic: temp file + rename).
 
     The metadata holds what `load_model` needs to rebuild it: format, arch, options (JSON), scale, colour
@@ -235,7 +236,8 @@ def model_from_state_dict(sd: dict, *, scale: int | None = None, label: str = "s
                 color_space="y" if desc.input_channels == 1 else "rgb",
                 size_multiple=max(1, req.multiple_of),
                 receptive_field=None,
-                safe_dtypes=("fp32",) + (("bf16",) if desc.supports_bfloat16 else ()) + (("fp16",) if desc.supports_half else ()),
+                safe_dtypes=("fp32",) + (("bf16",) if desc.supports_bfloat16 else ())
+                + (("fp16",) if desc.supports_half else ()),
             )
             return SRModel(desc.model, info).eval()
     else:

@@ -4,7 +4,8 @@ import sys
 
 
 def info(*args):
-    r = subprocess.run([sys.executable, "-m", "srkit", "info", *args, "--json"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "srkit", "info", *args, "--json"], capture_output=True, text=True,
+                       timeout=120)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 

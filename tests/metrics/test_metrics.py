@@ -82,7 +82,8 @@ def test_float_and_tensor_inputs_are_rounded_to_uint8_first():
     ref_p, ref_s = psnr(sr, hr, border=2), ssim(sr, hr, border=2)
     assert psnr(sr_float, hr, border=2) == pytest.approx(ref_p, abs=1e-9)
     assert psnr(t, hr, border=2) == pytest.approx(ref_p, abs=1e-9)
-    assert psnr(t[None], torch.from_numpy(hr.transpose(2, 0, 1)).float() / 255, border=2) == pytest.approx(ref_p, abs=1e-9)
+    hr_t = torch.from_numpy(hr.transpose(2, 0, 1)).float() / 255
+    assert psnr(t[None], hr_t, border=2) == pytest.approx(ref_p, abs=1e-9)
     assert ssim(t, hr, border=2) == pytest.approx(ref_s, abs=1e-12)
 
 

@@ -44,7 +44,8 @@ def test_luma_chroma_to_rgb_equals_ycbcr_to_rgb_of_the_concatenation():
     from srkit.ops.color import luma_chroma_to_rgb
 
     g = torch.Generator().manual_seed(0)
-    y, cbcr = torch.rand(2, 1, 7, 9, generator=g, dtype=torch.float64), torch.rand(2, 2, 7, 9, generator=g, dtype=torch.float64)
+    y = torch.rand(2, 1, 7, 9, generator=g, dtype=torch.float64)
+    cbcr = torch.rand(2, 2, 7, 9, generator=g, dtype=torch.float64)
     ref = ycbcr_to_rgb(torch.cat([y, cbcr], dim=1))
     assert (luma_chroma_to_rgb(y, cbcr) - ref).abs().max().item() < 1e-12
     with pytest.raises(ShapeError):

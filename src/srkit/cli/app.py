@@ -44,7 +44,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks on errors."),
-    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
+                                           help="Print the version."),
 ) -> None:
     """srkit: image super-resolution toolkit."""
     _state["verbose"] = verbose
@@ -60,7 +61,8 @@ _COMMANDS = {
     "export": (export_cmd, export_cmd.export_command,
                "srkit export bicubic --scale 4 -o bicubic_x4.onnx ; srkit export model.safetensors -o m.pt"),
     "train": (train_cmd, train_cmd.train_command,
-              "srkit train configs/tiny-x4.yaml --set train.steps=2000 --out runs/tiny ; srkit train --resume runs/tiny"),
+              "srkit train configs/tiny-x4.yaml --set train.steps=2000 --out runs/tiny ; "
+              "srkit train --resume runs/tiny"),
     "plot": (plot_cmd, plot_cmd.plot_command, "srkit plot runs/tiny -o runs/tiny/curves.png"),
     "degrade": (degrade_cmd, degrade_cmd.degrade_command,
                 "srkit degrade photos/ -o lr/ --preset realesrgan --scale 4 --seed 0 --sheet sheet.png"),

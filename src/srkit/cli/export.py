@@ -32,9 +32,11 @@ def export_command(
     fmt: Optional[Format] = typer.Option(
         None, "--format", "-f", help="onnx or torchscript [default: from the output suffix, else onnx]."
     ),
-    scale: Optional[int] = typer.Option(None, "--scale", "-s", min=1, help="Scale for classical upsamplers / scale-free weights."),
+    scale: Optional[int] = typer.Option(None, "--scale", "-s", min=1,
+                                        help="Scale for classical upsamplers / scale-free weights."),
     opset: int = typer.Option(17, "--opset", min=7, help="ONNX opset version."),
-    channels: Optional[int] = typer.Option(None, "--channels", min=1, help="Graph input channels [default: 3, or the model's]."),
+    channels: Optional[int] = typer.Option(None, "--channels", min=1,
+                                           help="Graph input channels [default: 3, or the model's]."),
     atol: float = typer.Option(1e-4, "--atol", min=0.0, help="Largest |export - PyTorch| accepted."),
     no_check: bool = typer.Option(False, "--no-check", help="Skip the check against PyTorch."),
 ) -> None:

@@ -49,5 +49,6 @@ def info_command(
         "macs_720p_G": lambda v: f"{v:,.2f} G",
     }
     for k, v in d.items():
-        t.add_row(k.replace("_", " "), fmt.get(k, str)(v) if v is not None else "whole image" if k == "receptive_field" else "-")
+        shown = fmt.get(k, str)(v) if v is not None else "whole image" if k == "receptive_field" else "-"
+        t.add_row(k.replace("_", " "), shown)
     Console().print(t)

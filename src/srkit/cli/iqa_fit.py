@@ -112,7 +112,8 @@ def fit_command(
         result = cross_validate(feats, mos, refs, head.value, n_splits=splits, test_share=test_share, seed=seed)
         med, sd = result["median"], result["std"]
         typer.echo(f"{splits} splits by reference ({len(set(refs))} scenes, {test_share:.0%} tested): median "
-                   + ", ".join(f"{k.upper()} {med[k]:.4f} (sd {sd[k]:.4f})" for k in ("srocc", "krocc", "plcc", "rmse")))
+                   + ", ".join(f"{k.upper()} {med[k]:.4f} (sd {sd[k]:.4f})"
+                               for k in ("srocc", "krocc", "plcc", "rmse")))
     fitted = fit_head(feats, mos, head.value, feature=feature)
     save_head(fitted, output)
     typer.echo(f"srkit iqa fit: {head.value} head on {len(files)} images x {feats.shape[1]} {feature} features -> "

@@ -89,7 +89,8 @@ def _export_legacy(net: torch.nn.Module, example: torch.Tensor, opset: int):
     buf = io.BytesIO()
     torch.onnx.export(
         net, (example,), buf, dynamo=False, opset_version=opset, input_names=["input"], output_names=["output"],
-        dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "out_height", 3: "out_width"}},
+        dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"},
+                      "output": {0: "batch", 2: "out_height", 3: "out_width"}},
     )
     return onnx.load_from_string(buf.getvalue())
 

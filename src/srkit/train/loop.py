@@ -69,7 +69,8 @@ class FitResult:
         final_step: optimiser steps done when `fit` returned.
         run_dir: the run folder.
         wall_seconds: wall time of this call (not of earlier, resumed sessions).
-        stopped_by: None when the run reached `train.steps` (or its `train.max_minutes`); "SIGINT" / "SIGTERM" / "stop_at" when it stopped
+        stopped_by: None when the run reached `train.steps` (or its `train.max_minutes`); "SIGINT" / "SIGTERM" /
+            "stop_at" when it stopped
             early after writing `checkpoints/last.pt`.
     """
 
@@ -666,9 +667,7 @@ class _Run:
             shown_loss = loss_value if shown_loss is None else 0.9 * shown_loss + 0.1 * loss_value
             bar.update(step, loss=shown_loss)
 
-            stopped_by = self._sync_stop()
-            if stopped_by is None and stop_at is not None and step >= stop_at and step < total:
-                stopped_by = "stop_at"
+            stopped_by = self._stop_reason(step, stop_at, total)
             final = step == total or self._out_of_time()
             val_step = (step % tr.val_every == 0 or final) and self.has_val
             val = None
@@ -677,20 +676,7 @@ class _Run:
                 bar.update(step, psnr=val[0])
             # Rank-independent condition: _log_values is a collective call under DDP.
             if step % tr.log_every == 0 or final or val_step or stopped_by is not None:
-                values = self._log_values()
-                if log is not None:
-                    row = {"step": step, **{k: f"{v:.6g}" for k, v in values.items()}, "lr": f"{lr_now:.6g}",
-                           "val_psnr": "" if val is None else f"{val[0]:.4f}",
-                           "val_ssim": "" if val is None else f"{val[1]:.5f}",
-                           "seconds": f"{self.seconds():.2f}"}
-                    log.write(row)
-                    if tb is not None:
-                        for k, v in values.items():
-                            tb.add_scalar(f"train/{k}", v, step)
-                        tb.add_scalar("train/lr", lr_now, step)
-                        if val is not None:
-                            tb.add_scalar("val/psnr", val[0], step)
-                            tb.add_scalar("val/ssim", val[1], step)
+                self._write_log(step, self._log_values(), lr_now, val, log, tb)
             if step % tr.checkpoint_every == 0 or final or stopped_by is not None:
                 self._save(step)
             if stopped_by is not None:
@@ -698,6 +684,31 @@ class _Run:
             if final:  # train.steps reached, or the max_minutes budget spent
                 return step, None
         return step, None
+
+    def _stop_reason(self, step: int, stop_at: int | None, total: int) -> str | None:
+        """A signal (agreed by all ranks), or "stop_at" when the caller's step limit is reached before the end."""
+        reason = self._sync_stop()
+        if reason is None and stop_at is not None and stop_at <= step < total:
+            reason = "stop_at"
+        return reason
+
+    def _write_log(self, step: int, values: dict[str, float], lr_now: float, val: tuple[float, float] | None,
+                   log, tb) -> None:
+        """One row of log.csv (rank 0 only: `log` is None elsewhere) and the same scalars in TensorBoard."""
+        if log is None:
+            return
+        log.write({"step": step, **{k: f"{v:.6g}" for k, v in values.items()}, "lr": f"{lr_now:.6g}",
+                   "val_psnr": "" if val is None else f"{val[0]:.4f}",
+                   "val_ssim": "" if val is None else f"{val[1]:.5f}",
+                   "seconds": f"{self.seconds():.2f}"})
+        if tb is None:
+            return
+        for k, v in values.items():
+            tb.add_scalar(f"train/{k}", v, step)
+        tb.add_scalar("train/lr", lr_now, step)
+        if val is not None:
+            tb.add_scalar("val/psnr", val[0], step)
+            tb.add_scalar("val/ssim", val[1], step)
 
     def _update_generator(self, loss: torch.Tensor, clip_params: list[nn.Parameter]) -> None:
         """Backward, clip, optimiser step and EMA update of the generator (and of the distillation adapters)."""

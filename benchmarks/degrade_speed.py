@@ -93,38 +93,11 @@ def _textured_batch(b: int, side: int, seed: int = 0) -> torch.Tensor:
 def per_image_pair(deg, hr: torch.Tensor, scale: int, seed: int) -> torch.Tensor:
     """The LR of `deg.training_pair` as srkit computed it before batching: each image's record applied to that image
     alone, one op function call per step (same records, same op functions)."""
-    from srkit.degrade.jpeg import jpeg_differentiable, jpeg_libjpeg
-    from srkit.degrade.kernels import blur, kernel_from_record
-    from srkit.degrade.noise import add_gaussian_noise, add_poisson_noise
-    from srkit.degrade.resize import resize
-    from srkit.degrade.sharpen import unsharp_mask
+    from srkit.degrade.batch import replay_one_by_one
 
     gen = torch.Generator().manual_seed(int(seed))
     records = [deg.sample(hr.shape[-2:], scale, gen) for _ in range(hr.shape[0])]
-    out = []
-    for i, record in enumerate(records):
-        x = hr[i : i + 1]
-        for r in record:
-            if r["op"] == "blur":
-                x = blur(x, kernel_from_record({k: v for k, v in r.items() if k != "op"}))
-            elif r["op"] == "resize":
-                x = resize(x, tuple(r["size"]), r["mode"])
-            elif r["op"] == "noise":
-                g = torch.Generator().manual_seed(int(r["seed"]))
-                if r["kind"] == "gaussian":
-                    x = add_gaussian_noise(x, r["sigma"] / 255.0, gray=bool(r["gray"]), generator=g)
-                else:
-                    x = add_poisson_noise(x, r["scale"], gray=bool(r["gray"]), generator=g)
-            elif r["op"] == "jpeg":
-                x = x.clamp(0.0, 1.0)
-                if r.get("backend", "libjpeg") == "differentiable":
-                    x = jpeg_differentiable(x, float(r["quality"]))
-                else:
-                    x = jpeg_libjpeg(x, int(r["quality"]))
-            elif r["op"] == "sharpen":
-                x = unsharp_mask(x.clamp(0.0, 1.0), float(r["weight"]), float(r["sigma"]), 0.0)
-        out.append(torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0)
-    return torch.cat(out, 0)
+    return torch.cat([replay_one_by_one(hr[i : i + 1], record) for i, record in enumerate(records)], 0)
 
 
 def batch_mode(presets: list[str], batch: int, side: int, scale: int, repeats: int) -> None:

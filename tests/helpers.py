@@ -54,12 +54,12 @@ def write_tiny_images(root: Path, n: int = 6, side: int = 64, seed: int = 0) -> 
     return root
 
 
-def randomise(m: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Add fixed-seed N(0, 0.05) noise to every parameter of a bare module; eval mode."""
+def randomise(m: torch.nn.Module, seed: int = 0, std: float = 0.05) -> torch.nn.Module:
+    """Add fixed-seed N(0, std) noise to every parameter of a bare module; eval mode."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in m.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=g))
+            p.add_(std * torch.randn(p.shape, generator=g))
     return m.eval()
 
 

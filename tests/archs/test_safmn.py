@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import randomise
 from torch import nn
 
 from srkit.archs import ARCHS, build
@@ -22,14 +23,6 @@ PAPER = {2: (228_000, 52e9), 3: (233_000, 23e9), 4: (240_000, 14e9)}
 
 def n_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
-
-
-def randomise(m: nn.Module, seed: int = 0, std: float = 0.05) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn(p.shape, generator=g, dtype=p.dtype) * std)
-    return m.eval()
 
 
 def test_registered():

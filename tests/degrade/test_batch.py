@@ -7,13 +7,11 @@ import torch
 import torch.nn.functional as F
 
 import srkit.degrade.batch as batch
+from srkit.degrade.batch import replay_one_by_one
 from srkit.degrade.canvas import buckets, pad_images
-from srkit.degrade.jpeg import jpeg_differentiable, jpeg_libjpeg
-from srkit.degrade.kernels import blur, kernel_from_record
+from srkit.degrade.jpeg import jpeg_differentiable
 from srkit.degrade.noise import add_gaussian_noise, add_poisson_noise, gaussian_field, poisson_field
 from srkit.degrade.pipeline import Degradation
-from srkit.degrade.resize import resize
-from srkit.degrade.sharpen import unsharp_mask
 
 LEVEL = 1 / 255 + 1e-6  # one 8-bit level: what float rounding of the batched kernels may flip
 
@@ -27,26 +25,7 @@ def textured(b: int, h: int, w: int, seed: int = 0, c: int = 3) -> torch.Tensor:
 
 def one_by_one(hr: torch.Tensor, record: list[dict]) -> torch.Tensor:
     """What a record means: the op functions applied one after the other to one (1, C, H, W) image."""
-    x = hr
-    for r in record:
-        if r["op"] == "blur":
-            x = blur(x, kernel_from_record({k: v for k, v in r.items() if k != "op"}))
-        elif r["op"] == "resize":
-            x = resize(x, tuple(r["size"]), r["mode"])
-        elif r["op"] == "noise":
-            g = torch.Generator().manual_seed(int(r["seed"]))
-            if r["kind"] == "gaussian":
-                x = add_gaussian_noise(x, r["sigma"] / 255.0, gray=bool(r["gray"]), generator=g)
-            else:
-                x = add_poisson_noise(x, r["scale"], gray=bool(r["gray"]), generator=g)
-        elif r["op"] == "jpeg" and r["backend"] == "differentiable":
-            x = jpeg_differentiable(x.clamp(0, 1), float(r["quality"]))
-        elif r["op"] == "jpeg":
-            x = jpeg_libjpeg(x.clamp(0, 1), int(r["quality"]))
-        else:
-            assert r["op"] == "sharpen"
-            x = unsharp_mask(x.clamp(0, 1), r["weight"], r["sigma"], 0.0)
-    return torch.round(x.clamp(0, 1) * 255) / 255
+    return replay_one_by_one(hr, record)
 
 
 # Every op, random sizes (some tiny: replicated borders), shuffled orders, both JPEG backends, gray noise.

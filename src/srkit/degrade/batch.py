@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from srkit.degrade.canvas import buckets, pad_images, to_device
 from srkit.errors import ConfigError, ShapeError
 
-__all__ = ["OPS", "apply_records", "next_op"]
+__all__ = ["OPS", "apply_records", "next_op", "replay_one_by_one"]
 
 Rec = Mapping[str, Any]
 Size = tuple[int, int]
@@ -386,3 +386,36 @@ def apply_records(hr: torch.Tensor, records: Sequence[Sequence[Rec]]) -> tuple[t
         _APPLY[op](cv, sel, [records[i][pos[i]] for i in sel])
         for i in sel:
             pos[i] += 1
+
+
+def replay_one_by_one(hr: torch.Tensor, record: list[dict]) -> torch.Tensor:
+    """What a record means, op by op: the op functions applied one after the other to one (1, C, H, W) image,
+    quantised to 8-bit levels at the end. The reference the batched replay is checked and timed against (it is
+    how srkit replayed records before batching)."""
+    from srkit.degrade.jpeg import jpeg_differentiable, jpeg_libjpeg
+    from srkit.degrade.kernels import blur, kernel_from_record
+    from srkit.degrade.noise import add_gaussian_noise, add_poisson_noise
+    from srkit.degrade.resize import resize
+    from srkit.degrade.sharpen import unsharp_mask
+
+    x = hr
+    for r in record:
+        if r["op"] == "blur":
+            x = blur(x, kernel_from_record({k: v for k, v in r.items() if k != "op"}))
+        elif r["op"] == "resize":
+            x = resize(x, tuple(r["size"]), r["mode"])
+        elif r["op"] == "noise":
+            g = torch.Generator().manual_seed(int(r["seed"]))
+            if r["kind"] == "gaussian":
+                x = add_gaussian_noise(x, r["sigma"] / 255.0, gray=bool(r["gray"]), generator=g)
+            else:
+                x = add_poisson_noise(x, r["scale"], gray=bool(r["gray"]), generator=g)
+        elif r["op"] == "jpeg" and r.get("backend", "libjpeg") == "differentiable":
+            x = jpeg_differentiable(x.clamp(0.0, 1.0), float(r["quality"]))
+        elif r["op"] == "jpeg":
+            x = jpeg_libjpeg(x.clamp(0.0, 1.0), int(r["quality"]))
+        elif r["op"] == "sharpen":
+            x = unsharp_mask(x.clamp(0.0, 1.0), float(r["weight"]), float(r["sigma"]), 0.0)
+        else:
+            raise ValueError(f"unknown op {r['op']!r} in a degradation record")
+    return torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0

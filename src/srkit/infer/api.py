@@ -288,6 +288,15 @@ def _check_alpha(alpha: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _peak(arr: np.ndarray) -> float:
+    """The value of full intensity for an image array's dtype (uint8 / uint16: their maximum; float: 1)."""
+    if arr.dtype.kind == "u" and arr.dtype.itemsize in (1, 2):
+        return float(np.iinfo(arr.dtype).max)
+    if arr.dtype.kind == "f":
+        return 1.0
+    raise ShapeError(f"image arrays must be uint8, uint16 or float, got {arr.dtype}")
+
+
 def upscale_array(up: Upscaler, image: np.ndarray, *, alpha: str = "bicubic", tta: bool = False) -> np.ndarray:
     """Upscale an image array with a ready `Upscaler`.
 
@@ -308,12 +317,7 @@ def upscale_array(up: Upscaler, image: np.ndarray, *, alpha: str = "bicubic", tt
         raise ShapeError(f"expected an (H, W) or (H, W, C) image with C in 1..4, got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ShapeError(f"image is empty (shape {arr.shape})")
-    if arr.dtype.kind == "u" and arr.dtype.itemsize in (1, 2):
-        peak = float(np.iinfo(arr.dtype).max)
-    elif arr.dtype.kind == "f":
-        peak = 1.0
-    else:
-        raise ShapeError(f"image arrays must be uint8, uint16 or float, got {arr.dtype}")
+    peak = _peak(arr)
     x = arr.astype(np.float32)
     if peak != 1.0:
         x /= np.float32(peak)
@@ -571,12 +575,7 @@ def _hr_strips(
     under fully transparent pixels depends on the whole image (`fill_transparent`): it is filled once, on the
     whole LR image, before the strips are cut.
     """
-    if arr.dtype.kind == "u" and arr.dtype.itemsize in (1, 2):
-        peak = float(np.iinfo(arr.dtype).max)
-    elif arr.dtype.kind == "f":
-        peak = 1.0
-    else:
-        raise ShapeError(f"image arrays must be uint8, uint16 or float, got {arr.dtype}")
+    peak = _peak(arr)
     x3 = arr[..., None] if arr.ndim == 2 else arr
     h, c, s = x3.shape[0], x3.shape[2], up.scale
     out_dtype = arr.dtype.newbyteorder("=")

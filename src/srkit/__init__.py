@@ -28,6 +28,7 @@ _LAZY = {
     "save_model": "srkit.models",
     "Upscaler": "srkit.infer",
     "upscale": "srkit.infer.api",
+    "interpolate": "srkit.interpolation",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -617,26 +617,6 @@ def _hr_strips(
         yield _fit_depth(out, fmt)
 
 
-def _write_streamed_file(dst: Path, write) -> None:
-    """`write(fh)` into `.<name>.<hex>.tmp` next to `dst`, fsync, rename over `dst`; the temp file is removed on
-    any failure (OSError becomes ImageWriteError, everything else is re-raised as it is)."""
-    import secrets
-
-    tmp = dst.parent / f".{dst.name[:200]}.{secrets.token_hex(6)}.tmp"
-    try:
-        with open(tmp, "xb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dst)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise ImageWriteError(f"cannot write '{dst}': {e.strerror or e}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _upscale_file_streaming(
     up: Upscaler, arr: np.ndarray, meta: Any, dst: Path, fmt: str, *, quality: int, alpha: str, tta: bool
 ) -> Path:
@@ -646,7 +626,7 @@ def _upscale_file_streaming(
     import warnings
 
     from srkit.infer.streaming import default_strip_rows, import_pyvips, vips_encode, write_tiled_tiff
-    from srkit.io.images import _WRITABLE, _is_int
+    from srkit.io.images import _WRITABLE, _is_int, atomic_write
 
     h, w = arr.shape[:2]
     channels = 1 if arr.ndim == 2 else arr.shape[2]
@@ -677,8 +657,9 @@ def _upscale_file_streaming(
     dpi = tuple(v * s for v in meta.dpi) if meta.dpi else None
     strips = _hr_strips(up, arr, alpha=alpha, tta=tta, fmt=fmt, rows=rows, context=context)
     if fmt == "TIFF":  # as write_image: Deflate, ICC, DPI, no EXIF; tiled BigTIFF
-        _write_streamed_file(dst, lambda fh: write_tiled_tiff(fh, strips, shape, out_dtype, tile=_STREAM_TILE,
-                                                              compression="zlib", icc=meta.icc_profile, dpi=dpi))
+        atomic_write(dst, lambda fh: write_tiled_tiff(fh, strips, shape, out_dtype, tile=_STREAM_TILE,
+                                                      compression="zlib", icc=meta.icc_profile, dpi=dpi),
+                     wrap=(OSError,))
         return dst
     tmp = dst.parent / f".{dst.name[:200]}.{secrets.token_hex(6)}.tmp"
     try:
@@ -694,7 +675,7 @@ def _upscale_file_streaming(
             except ImageWriteError as e:
                 raise ImageWriteError(f"cannot write '{dst}': {e}") from None
 
-        _write_streamed_file(dst, encode)
+        atomic_write(dst, encode, wrap=(OSError,))
     finally:
         tmp.unlink(missing_ok=True)
     return dst

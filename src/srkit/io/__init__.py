@@ -5,6 +5,7 @@ from __future__ import annotations
 from srkit.io.images import (
     DEFAULT_MAX_PIXELS,
     ImageMeta,
+    atomic_write,
     from_float,
     read_image,
     to_float,
@@ -14,6 +15,7 @@ from srkit.io.images import (
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ImageMeta",
+    "atomic_write",
     "from_float",
     "read_image",
     "to_float",

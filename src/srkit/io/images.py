@@ -1044,7 +1044,7 @@ def write_image(
         else:
             _encode_pillow(fh, arr, layout, fmt, icc, exif, dpi, int(quality))
 
-    _atomic_write(target, encode)
+    atomic_write(target, encode)
     return target
 
 
@@ -1088,7 +1088,14 @@ def _image_array(array: Any) -> tuple[np.ndarray, str, int]:
     return np.ascontiguousarray(a), layout, depth
 
 
-def _atomic_write(target: Path, encode: Callable[[IO[bytes]], None]) -> None:
+def atomic_write(target: Path, encode: Callable[[IO[bytes]], None],
+                 wrap: tuple[type[BaseException], ...] = (Exception,)) -> None:
+    """`encode(fh)` into a hidden temp file next to `target`, fsync, rename over `target` (then fsync the folder).
+
+    On any failure the temp file is removed. Exceptions of the `wrap` types (not srkit's own) become a one-line
+    ImageWriteError naming `target`; everything else passes through as it is (a streaming writer passes
+    ``(OSError,)``: a failing model is not a failing disk).
+    """
     tmp = target.parent / f".{target.name[:200]}.{secrets.token_hex(6)}.tmp"
     try:
         fh = open(tmp, "xb")  # noqa: SIM115 - O_CREAT | O_EXCL, mode 0o666 & ~umask; closed below
@@ -1105,7 +1112,7 @@ def _atomic_write(target: Path, encode: Callable[[IO[bytes]], None]) -> None:
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        if isinstance(exc, SrkitError | MemoryError) or not isinstance(exc, Exception):
+        if isinstance(exc, SrkitError | MemoryError) or not isinstance(exc, wrap):
             raise
         raise _write_error(target, f"{type(exc).__name__}: {exc}") from exc
     with contextlib.suppress(OSError, AttributeError):  # make the rename durable (POSIX)

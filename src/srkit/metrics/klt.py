@@ -78,7 +78,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -326,15 +325,9 @@ def save_klt_model(model: KltModel, path: str | os.PathLike) -> Path:
     arrays = _checked({k: getattr(model, k) for k in _SHAPES}, "KLT model")
     out = Path(os.fspath(path))
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays, meta=np.array(json.dumps(model.meta, sort_keys=True)))
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a model file is data for every user
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from srkit.io.images import atomic_write
+
+    atomic_write(out, lambda f: np.savez_compressed(f, **arrays, meta=np.array(json.dumps(model.meta, sort_keys=True))))
     return out
 
 

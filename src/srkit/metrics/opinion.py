@@ -303,12 +303,9 @@ def save_head(head: OpinionHead, path: str | os.PathLike) -> Path:
               "gamma": np.array(head.gamma)}
     if head.support is not None:
         arrays["support"] = head.support
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from srkit.io.images import atomic_write
+
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
     return path
 
 

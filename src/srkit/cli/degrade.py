@@ -38,8 +38,10 @@ def _load_degradation(preset: Optional[str], config: Optional[Path]):
         return Degradation(parse_degradation(preset or "realesrgan", where="--preset"))
     import yaml
 
+    from srkit.train.config import load_yaml
+
     try:
-        spec = yaml.safe_load(config.read_text())
+        spec = load_yaml(config.read_text())
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"cannot read {str(config)!r}: {' '.join(str(e).split())}") from None
     spec = spec.get("degradation", spec) if isinstance(spec, dict) else spec

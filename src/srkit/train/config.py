@@ -10,6 +10,7 @@ the file (plus the overrides) is what runs.
 from __future__ import annotations
 
 import os
+import re
 import typing
 from pathlib import Path
 from typing import Any, Literal
@@ -46,6 +47,24 @@ __all__ = [
 EVAL_SETS = ("Set5", "Set14", "B100", "BSD100", "Urban100", "Manga109")
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 booleans: only true/false are booleans; on/off/yes/no stay strings
+    (YAML 1.1 reads the key `on:` of a degradation as True)."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text the way every srkit config file is read (safe, YAML 1.2 booleans)."""
+    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 class ModelCfg(BaseModel):
@@ -107,9 +126,6 @@ class DataCfg(BaseModel):
     @field_validator("degradation", mode="before")
     @classmethod
     def _preset_name(cls, v: object) -> object:
-        if isinstance(v, dict) and True in v and "on" not in v:
-            # YAML 1.1 (PyYAML) reads the key `on:` as the boolean True.
-            v = {("on" if k is True else k): val for k, val in v.items()}
         return {"preset": v} if isinstance(v, str) else v
 
     @field_validator("root")
@@ -403,7 +419,7 @@ def _one_line(e: ValidationError) -> str:
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Apply `key.sub=value` overrides to a plain config dict (a new dict; `data` is not modified).
 
-    The value is parsed with `yaml.safe_load` (`3` -> int, `[T91]` -> list, `null` -> None); missing
+    The value is parsed with `load_yaml` (`3` -> int, `[T91]` -> list, `null` -> None); missing
     intermediate mappings are created; an integer part indexes into a list (`loss.0.weight=2`).
 
     Raises:
@@ -418,7 +434,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         if not sep or not key or any(not p for p in key.split(".")):
             raise ConfigError(f"bad override {item!r}: expected key.sub=value")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = load_yaml(raw) if raw.strip() else None
         except yaml.YAMLError as e:
             raise ConfigError(f"{key}: cannot parse override value {raw!r} ({type(e).__name__})") from None
         parts = key.split(".")
@@ -474,7 +490,7 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         except OSError as e:
             raise ConfigError(f"cannot read config {str(path)!r}: {e.strerror or e}") from None
         try:
-            data = yaml.safe_load(text)
+            data = load_yaml(text)
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" (line {mark.line + 1})" if mark is not None else ""

@@ -84,13 +84,16 @@ def spearman(a: list[float], b: list[float]) -> float:
 
 def severity_study(images: list[tuple[str, np.ndarray]], metrics: list[str]) -> dict:
     """{metric: {type: (per-image mean SROCC, pooled SROCC)}} plus "all types"."""
+    from srkit.metrics import METRICS
+
     res: dict[str, dict[str, tuple[float, float]]] = {}
     for m in metrics:
         t0 = time.perf_counter()
         per_type: dict[str, tuple[list[float], list[float], list[float]]] = {}
         all_per_image = []
         for idx, (_, img) in enumerate(images):
-            base = badness(m, img, img) if METRIC_NEEDS_REF.get(m) is False else None
+            # The pristine image is level 0 of every ladder: a no-reference score of it is computed once.
+            base = None if METRICS[m].needs_reference else badness(m, img, img)
             img_levels, img_vals = [], []
             for kind, levels in LADDERS.items():
                 vals = [base if base is not None else badness(m, img, img)]
@@ -110,8 +113,6 @@ def severity_study(images: list[tuple[str, np.ndarray]], metrics: list[str]) -> 
         print(f"  {m}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return res
 
-
-METRIC_NEEDS_REF: dict[str, bool] = {}
 
 
 def model_study(images: list[tuple[str, np.ndarray]], models: list[str], metrics: list[str]) -> dict:
@@ -182,7 +183,6 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in args.metrics if m not in METRICS]
     if unknown:
         ap.error(f"unknown metric(s): {', '.join(unknown)} (known: {', '.join(METRICS)})")
-    METRIC_NEEDS_REF.update({m: METRICS[m].needs_reference for m in args.metrics})
     images = load(args.data, args.limit)
     sev = severity_study(images, args.metrics)
     nr = [m for m in args.metrics if not METRICS[m].needs_reference] + ["psnr", "ssim"]

@@ -15,6 +15,8 @@ from typing import Optional
 
 import typer
 
+from srkit.cli.iqa_fit import FIT_HELP as OPINION_FIT_HELP
+from srkit.cli.iqa_fit import fit_command
 from srkit.cli.upscale import find_images, stderr_lines
 from srkit.io.uint8 import read_uint8
 
@@ -253,12 +255,5 @@ def fit_niqe_command(
                f"{time.perf_counter() - t0:.1f} s")
 
 
-def _register_fit() -> None:
-    from srkit.cli.iqa_fit import FIT_HELP as OPINION_FIT_HELP
-    from srkit.cli.iqa_fit import fit_command
-
-    app.command("fit", help=OPINION_FIT_HELP,
-                epilog="Example: srkit iqa fit --images my_study/ --scores my_study/mos.csv -o head.npz")(fit_command)
-
-
-_register_fit()
+app.command("fit", help=OPINION_FIT_HELP,
+            epilog="Example: srkit iqa fit --images my_study/ --scores my_study/mos.csv -o head.npz")(fit_command)

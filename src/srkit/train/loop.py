@@ -532,9 +532,6 @@ class _Run:
             dist.broadcast(frac, 0)
         return min(1.0, float(frac.item()))
 
-    def _out_of_time(self) -> bool:
-        return self.cfg.train.max_minutes is not None and self._time_fraction() >= 1.0
-
     def _sync_stop(self) -> str | None:
         """The stop reason agreed by all ranks (any rank's signal stops everyone at the same step)."""
         reason = self.stop.reason
@@ -613,6 +610,7 @@ class _Run:
         step = start
         if start >= total:
             return step, None
+        time_fraction = self._time_fraction()  # then once per step, after it (one clock read / broadcast a step)
         for lr_img, hr_img in self._loader(start):
             if self.batch_degradation is not None:
                 # Every image of the batch gets its own kernel size and resize: cuDNN autotuning (benchmark
@@ -626,7 +624,6 @@ class _Run:
                         cfg.data.color)
             # Dropout / stochastic depth draw from the global RNG: make them a function of (seed, rank, step).
             torch.manual_seed(_step_seed(tr.seed, self.dctx.rank, step))
-            time_fraction = self._time_fraction()
             lr_now = lr_at(step, cfg.optim.lr, cfg.schedule, total, time_fraction)
             for g in self.optimizer.param_groups:
                 g["lr"] = lr_now
@@ -668,7 +665,8 @@ class _Run:
             bar.update(step, loss=shown_loss)
 
             stopped_by = self._stop_reason(step, stop_at, total)
-            final = step == total or self._out_of_time()
+            time_fraction = self._time_fraction()
+            final = step == total or time_fraction >= 1.0
             val_step = (step % tr.val_every == 0 or final) and self.has_val
             val = None
             if val_step and self.val_images is not None:

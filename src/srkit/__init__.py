@@ -28,6 +28,8 @@ _LAZY = {
     "save_model": "srkit.models",
     "Upscaler": "srkit.infer",
     "upscale": "srkit.infer.api",
+    "upscale_file": "srkit.infer.files",
+    "load_upscaler": "srkit.infer.api",
     "interpolate": "srkit.interpolation",
 }
 

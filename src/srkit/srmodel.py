@@ -29,6 +29,11 @@ class ModelInfo:
         safe_dtypes: dtypes the model keeps its accuracy in.
         channel_agnostic: the module works on any number of channels, one at a time (classical resizers).
         macs_per_lr_pixel: multiply-accumulates per LR input pixel (0 for resizers; None if unknown).
+        inputs: names of the per-call scalar inputs the module takes as keyword arguments besides the image (a
+            conditioned model's noise level or JPEG quality, say); the engine passes them through every tile.
+        noise_channels: > 0 for a stochastic model: it takes keyword `noise`, a (B, noise_channels, h, w)
+            standard normal field at LR resolution, drawn once per image from the call's seed so that all tiles
+            (and all strips of a streamed image) see one field.
     """
 
     arch: str
@@ -42,48 +47,53 @@ class ModelInfo:
     safe_dtypes: tuple[str, ...] = ("fp32", "bf16", "fp16")
     channel_agnostic: bool = False
     macs_per_lr_pixel: float | None = None
+    inputs: tuple[str, ...] = ()
+    noise_channels: int = 0
     options: dict = field(default_factory=dict, compare=False)
 
 
 class SRModel(nn.Module):
-    """An `nn.Module` with its `ModelInfo`; call it on (B, C, H, W) float [0, 1] -> (B, C, sH, sW)."""
+    """An `nn.Module` with its `ModelInfo`; call it on (B, C, H, W) float [0, 1] -> (B, C, sH, sW).
+
+    Keyword arguments (the model's `ModelInfo.inputs`, and `noise` for stochastic models) go to the module.
+    """
 
     def __init__(self, module: nn.Module, info: ModelInfo):
         super().__init__()
         self.module = module
         self.info = info
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, **inputs: torch.Tensor | float) -> torch.Tensor:
         info = self.info
         if x.ndim != 4:
             raise ValueError(f"SRModel expects (B, C, H, W), got {tuple(x.shape)}")
         if info.channel_agnostic:
             b, c, h, w = x.shape
-            y = self.module(x.reshape(b * c, 1, h, w))
+            y = self.module(x.reshape(b * c, 1, h, w), **inputs)
             return y.reshape(b, c, y.shape[-2], y.shape[-1])
         c = x.shape[1]
         if info.color_space == "y":
-            return self._forward_y(x)
+            return self._forward_y(x, inputs)
         if c == 1 and info.in_channels == 3:
             # Gray input to an RGB model: replicate, run, and take the luma-neutral mean back.
-            return self._run(x.expand(-1, 3, -1, -1)).mean(dim=1, keepdim=True)
+            return self._run(x.expand(-1, 3, -1, -1), inputs).mean(dim=1, keepdim=True)
         if c != info.in_channels:
             raise ValueError(f"model {info.arch} takes {info.in_channels} channels, got {c}")
-        return self._run(x)
+        return self._run(x, inputs)
 
-    def _run(self, x: torch.Tensor) -> torch.Tensor:
+    def _run(self, x: torch.Tensor, inputs: dict | None = None) -> torch.Tensor:
         r = self.info.input_range
         if r != 1.0:
-            return self.module(x * r) / r
-        return self.module(x)
+            return self.module(x * r, **(inputs or {})) / r
+        return self.module(x, **(inputs or {}))
 
-    def _forward_y(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward_y(self, x: torch.Tensor, inputs: dict) -> torch.Tensor:
         from srkit.ops import imresize_matlab, rgb_to_ycbcr
         from srkit.ops.color import luma_chroma_to_rgb
 
         if x.shape[1] == 1:
-            return self._run(x)
+            return self._run(x, inputs)
         ycc = rgb_to_ycbcr(x)
-        y = self._run(ycc[:, :1])
+        y = self._run(ycc[:, :1], inputs)
         cbcr = imresize_matlab(ycc[:, 1:], float(self.info.scale))
         return luma_chroma_to_rgb(y.to(cbcr.dtype), cbcr)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from srkit.infer import Upscaler
-from srkit.infer.upscaler import MaxFormPReLU
+from srkit.infer.network import MaxFormPReLU
 from helpers import rand_model
 
 
@@ -39,7 +39,7 @@ def test_upscaler_swaps_prelu_only_in_its_own_copy():
     assert not any(isinstance(x, torch.nn.PReLU) for x in up.network.modules())
     # Same result as the bf16 path built by hand with the stock PReLU.
     from srkit.deployment import deploy
-    from srkit.infer.upscaler import AutocastModule, _cast_conv_weights
+    from srkit.infer.network import AutocastModule, _cast_conv_weights
     from srkit.models import SRModel
 
     d = deploy(m)

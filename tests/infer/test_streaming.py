@@ -3,36 +3,34 @@
 import numpy as np
 import pytest
 import tifffile
-import torch
 from PIL import Image, ImageCms
 
-from srkit.archs import build
 from srkit.errors import ConfigError, ImageReadError
-from srkit.infer import Upscaler
+from srkit.infer import Upscaler, engine
 from srkit.infer.streaming import default_strip_rows, upscale_tiff_streaming
 from srkit.models import load_model
-from helpers import one_torch_thread  # noqa: F401 - autouse fixture
+from helpers import rand_model
 
 
 def _fsrcnn_s(scale):
-    m = build("fsrcnn-s", scale=scale)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in m.module.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.02)
-    return m.eval()
+    return rand_model("fsrcnn-s", scale)
 
 
 class Spy:
-    """An Upscaler stand-in that records the LR strip heights it is given."""
+    """Records the LR strip heights the one inference path (`engine.run_image`) is given; `fail_after` strips it
+    raises instead."""
 
-    def __init__(self, up):
-        self.up, self.heights = up, []
-        self.scale, self.model, self.overlap = up.scale, up.model, up.overlap
+    def __init__(self, monkeypatch, fail_after=None):
+        self.heights = []
+        real = engine.run_image
 
-    def upscale(self, a):
-        self.heights.append(a.shape[0])
-        return self.up.upscale(a)
+        def spy(up, x, *args, **kwargs):
+            if fail_after is not None and len(self.heights) >= fail_after:
+                raise RuntimeError("disk on fire")
+            self.heights.append(x.shape[-2])
+            return real(up, x, *args, **kwargs)
+
+        monkeypatch.setattr(engine, "run_image", spy)
 
 
 def _rgb(h, w, seed=0, dtype=np.uint8):
@@ -42,16 +40,16 @@ def _rgb(h, w, seed=0, dtype=np.uint8):
 
 
 @pytest.mark.parametrize("model", ["bicubic", "fsrcnn-s"])
-def test_streamed_tiff_equals_whole_image(tmp_path, model):
+def test_streamed_tiff_equals_whole_image(tmp_path, model, monkeypatch):
     img = _rgb(200, 300)
     src, dst = tmp_path / "in.tif", tmp_path / "out.tif"
     tifffile.imwrite(src, img, photometric="rgb")
     m = load_model("bicubic", scale=2) if model == "bicubic" else _fsrcnn_s(2)
-    up = Spy(Upscaler(m))
-    rep = upscale_tiff_streaming(src, dst, up, strip_rows=32, tile=64)
+    spy = Spy(monkeypatch)
+    rep = upscale_tiff_streaming(src, dst, Upscaler(m), strip_rows=32, tile=64)
     assert rep["lazy_input"] and rep["strips"] == 7 and rep["strip_rows"] == 32
     # Strips of 32 core rows + receptive-field context: the image is never upscaled whole.
-    assert max(up.heights) <= 32 + 2 * rep["context"] and len(up.heights) == 7
+    assert max(spy.heights) <= 32 + 2 * rep["context"] and len(spy.heights) == 7
     out = tifffile.imread(dst)
     ref = Upscaler(m).upscale(img)
     assert out.shape == ref.shape == (400, 600, 3) and out.dtype == np.uint8
@@ -96,7 +94,7 @@ def test_compressed_16bit_gray_tiff(tmp_path):
     assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1
 
 
-def test_refusals_and_failures_leave_no_file(tmp_path):
+def test_refusals_and_failures_leave_no_file(tmp_path, monkeypatch):
     src = tmp_path / "in.tif"
     tifffile.imwrite(src, _rgb(20, 20), photometric="rgb")
     up = Upscaler(load_model("bicubic", scale=2))
@@ -106,15 +104,9 @@ def test_refusals_and_failures_leave_no_file(tmp_path):
         upscale_tiff_streaming(src, tmp_path / "out.png", up)
     with pytest.raises(ImageReadError):
         upscale_tiff_streaming(tmp_path / "missing.tif", tmp_path / "o.tif", up)
-
-    class Boom(Spy):
-        def upscale(self, a):
-            if self.heights:
-                raise RuntimeError("disk on fire")
-            return super().upscale(a)
-
+    Spy(monkeypatch, fail_after=1)
     with pytest.raises(RuntimeError, match="disk on fire"):
-        upscale_tiff_streaming(src, tmp_path / "o.tif", Boom(up), strip_rows=4, tile=16)
+        upscale_tiff_streaming(src, tmp_path / "o.tif", up, strip_rows=4, tile=16)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
 
 

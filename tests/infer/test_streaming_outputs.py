@@ -16,10 +16,11 @@ import torch.nn.functional as F
 from PIL import Image, ImageCms
 
 from srkit.errors import ConfigError, ImageWriteError
-from srkit.infer import api
-from srkit.infer.api import load_upscaler, upscale_file
+from srkit.infer import engine, files
+from srkit.infer.api import load_upscaler
+from srkit.infer.files import upscale_file
 from srkit.io import ImageMeta, read_image, write_image
-from helpers import one_torch_thread, subprocess_env  # noqa: F401 - autouse fixture
+from helpers import subprocess_env
 
 pytest.importorskip("pyvips")
 
@@ -60,13 +61,13 @@ class StripSpy:
 
     def __init__(self, monkeypatch):
         self.heights = []
-        real = api._upscale_bchw
+        real = engine.run_image
 
         def spy(up, x, *args, **kwargs):
             self.heights.append(x.shape[-2])
             return real(up, x, *args, **kwargs)
 
-        monkeypatch.setattr(api, "_upscale_bchw", spy)
+        monkeypatch.setattr(engine, "run_image", spy)
 
     def streamed(self, h):
         return len(self.heights) >= 2 and max(self.heights) < h
@@ -131,21 +132,21 @@ def test_webp_cannot_stream(tmp_path, up, monkeypatch):
         upscale_file(src, tmp_path / "out.webp", up, stream=True)
     assert "\n" not in str(e.value)
     # Automatic mode refuses too when the whole image would be over budget ...
-    monkeypatch.setattr(api, "stream_budget", lambda available=None: 0)
+    monkeypatch.setattr(files, "stream_budget", lambda available=None: 0)
     with pytest.raises(ConfigError, match="TIFF or PNG"):
         upscale_file(src, tmp_path / "out.webp", up)
     # ... and WebP's side limit holds whatever the mode.
-    monkeypatch.setattr(api, "WEBP_MAX_SIDE", 100)
+    monkeypatch.setattr(files, "WEBP_MAX_SIDE", 100)
     with pytest.raises(ConfigError, match="over WebP's 100 px side limit; write TIFF or PNG"):
         upscale_file(src, tmp_path / "out.webp", up, stream=False)
     assert spy.heights == [] and sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
 
 
 def test_automatic_rule(tmp_path, up, monkeypatch):
-    assert api.whole_image_peak_bytes(2000, 2000, 3, 4) == int(api.WHOLE_IMAGE_COPIES * 8000 * 8000 * 3 * 4)
-    assert api.stream_budget(10 << 30) == min(int(api.STREAM_MEMORY_SHARE * (10 << 30)), api.STREAM_CAP_BYTES)
-    assert api.stream_budget(1 << 30) == (1 << 29)
-    avail = api.available_memory()
+    assert files.whole_image_peak_bytes(2000, 2000, 3, 4) == int(files.WHOLE_IMAGE_COPIES * 8000 * 8000 * 3 * 4)
+    assert files.stream_budget(10 << 30) == min(int(files.STREAM_MEMORY_SHARE * (10 << 30)), files.STREAM_CAP_BYTES)
+    assert files.stream_budget(1 << 30) == (1 << 29)
+    avail = engine.available_memory()
     assert avail is None or avail > 0
     src = tmp_path / "in.png"
     write_image(src, _smooth(H, W, 3, np.uint8))
@@ -153,7 +154,7 @@ def test_automatic_rule(tmp_path, up, monkeypatch):
     upscale_file(src, tmp_path / "small.png", up)  # far under budget: whole image
     assert spy.heights == [H]
     spy.heights.clear()
-    monkeypatch.setattr(api, "stream_budget", lambda available=None: api.whole_image_peak_bytes(H, W, 3, 4) - 1)
+    monkeypatch.setattr(files, "stream_budget", lambda available=None: files.whole_image_peak_bytes(H, W, 3, 4) - 1)
     upscale_file(src, tmp_path / "big.png", up)  # just over budget: streamed
     assert spy.streamed(H)
     assert np.array_equal(read_image(tmp_path / "small.png")[0], read_image(tmp_path / "big.png")[0])
@@ -167,7 +168,7 @@ def test_failures_leave_no_file_and_never_touch_input(tmp_path, up, monkeypatch)
         upscale_file(src, tmp_path / "." / "in.png", up, stream=True)
     assert src.read_bytes() == before
     (tmp_path / "out.png").write_bytes(b"old")
-    real, calls = api._upscale_bchw, []
+    real, calls = engine.run_image, []
 
     def boom(*args, **kwargs):
         calls.append(1)
@@ -175,7 +176,7 @@ def test_failures_leave_no_file_and_never_touch_input(tmp_path, up, monkeypatch)
             raise RuntimeError("disk on fire")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(api, "_upscale_bchw", boom)
+    monkeypatch.setattr(engine, "run_image", boom)
     for ext in ("png", "tif"):
         calls.clear()
         with pytest.raises(RuntimeError, match="disk on fire"):
@@ -204,7 +205,7 @@ def test_missing_pyvips_is_one_line(tmp_path, up, monkeypatch):
 
 _RSS_CHILD = textwrap.dedent("""
     import resource, sys
-    from srkit.infer.api import upscale_file
+    from srkit.infer.files import upscale_file
     upscale_file(sys.argv[1], sys.argv[2], "tiny-x4", tile="auto", stream=sys.argv[3] == "stream")
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """)
@@ -235,7 +236,7 @@ def test_metadata_rewriters_any_chunking(icc, fmt):
     import io
 
     from srkit.infer.streaming import JpegMetaRewriter, PngMetaRewriter, jpeg_meta_segments
-    from srkit.io.images import _png_meta_chunks
+    from srkit.io.png import png_meta_chunks as _png_meta_chunks
 
     arr = _smooth(37, 23, 3, np.uint8)
     buf = io.BytesIO()

@@ -9,9 +9,9 @@ import torch
 from srkit.archs import build
 from srkit.errors import ConfigError, ShapeError
 from srkit.infer import Upscaler
-from srkit.infer import upscaler as upscaler_mod
+from srkit.infer import network as upscaler_mod
 from srkit.models import load_model
-from helpers import rand_model as _rand_model, one_torch_thread  # noqa: F401 - autouse fixture
+from helpers import rand_model as _rand_model
 
 
 def _x(c, h, w, seed=1, b=1):

@@ -15,6 +15,8 @@ import tifffile
 from PIL import Image, ImageCms, ImageOps
 
 import srkit.io.images as images_mod
+import srkit.io.pillow as pillow_mod
+import srkit.io.png as png_mod
 from srkit.errors import ImageReadError, ImageTooLargeError, ImageWriteError, ShapeError
 from srkit.io import DEFAULT_MAX_PIXELS, ImageMeta, from_float, read_image, to_float, write_image
 
@@ -163,10 +165,10 @@ def test_png_16bit_gray_alpha_encoder(tmp_path: Path, monkeypatch: pytest.Monkey
     a[20:30] = _rng(4).integers(0, 65536, a[20:30].shape, dtype=np.uint16)
     a[30:, :, 1] = 65535
     raw = a.astype(">u2").reshape(40, -1).view(np.uint8)
-    filters = images_mod._png_filter(raw, np.zeros(raw.shape[1], np.uint8), 4)[:, 0]
+    filters = png_mod._png_filter(raw, np.zeros(raw.shape[1], np.uint8), 4)[:, 0]
     assert len(set(filters.tolist())) >= 3
     for block_bytes in (1 << 22, 7 * raw.shape[1], 1):  # one block, 7-row blocks, single rows
-        monkeypatch.setattr(images_mod, "_PNG_BLOCK_BYTES", block_bytes)
+        monkeypatch.setattr(png_mod, "_PNG_BLOCK_BYTES", block_bytes)
         b, _ = read_image(write_image(tmp_path / "la.png", a))
         assert np.array_equal(a, b)
         c = cv2.imread(str(tmp_path / "la.png"), cv2.IMREAD_UNCHANGED)
@@ -602,7 +604,7 @@ def test_webp_header_size(
     p = write_image(tmp_path / "x.webp", a, ImageMeta(8, layout, exif=exif), quality=quality)
     head = p.read_bytes()[:30]
     assert head[12:16] == chunk
-    assert images_mod._webp_size(head) == (300, 13)
+    assert pillow_mod._webp_size(head) == (300, 13)
     with pytest.raises(ImageTooLargeError, match="300x13"):
         read_image(p, max_pixels=300 * 13 - 1)
 
@@ -676,7 +678,7 @@ def test_atomic_overwrite_and_failure(tmp_path: Path, monkeypatch: pytest.Monkey
         fh.write(b"half an image")
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(images_mod, "_encode_pillow", broken)
+    monkeypatch.setattr(images_mod, "encode_pillow", broken)
     with pytest.raises(ImageWriteError, match="disk on fire") as info:
         write_image(target, _u8("RGB", seed=3))
     assert target.name in str(info.value)
@@ -743,3 +745,11 @@ def test_read_result_is_writable_and_contiguous(tmp_path: Path) -> None:
         b, _ = read_image(write_image(tmp_path / f"x{s}", _smooth_rgb(8, 8)))
         assert b.flags.c_contiguous and b.flags.writeable
         b[0, 0, 0] = 1
+
+
+def test_image_suffixes_are_the_readable_formats() -> None:
+    from srkit.io import IMAGE_SUFFIXES
+    from srkit.io.formats import FORMAT_NAMES, WRITABLE
+
+    assert IMAGE_SUFFIXES == {f".{key}" for key in FORMAT_NAMES} | {".gif"}  # GIF: read only
+    assert set(FORMAT_NAMES.values()) == set(WRITABLE)

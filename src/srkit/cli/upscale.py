@@ -38,11 +38,10 @@ from typing import Optional
 
 import typer
 
+from srkit.io import IMAGE_SUFFIXES  # suffixes walked in folders: the formats srkit.io reads
+
 # Same as srkit.infer.api.DEFAULT_MODEL, not imported from there so that `srkit --help` does not load torch.
 DEFAULT_MODEL = "balanced-x4"
-
-# Same as srkit.infer.api.IMAGE_SUFFIXES (see above).
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
 HELP = """Upscale images: files, folders (recursive, layout kept under OUT) or globs.
 
@@ -211,7 +210,7 @@ def plan_jobs(
         (jobs, failures as (file, reason), notes). Failures are inputs that do not exist, globs that match
         nothing, outputs that are inputs and outputs claimed by two inputs.
     """
-    from srkit.infer.api import same_file  # here, not at the top: `srkit --help` must not load torch
+    from srkit.infer.files import same_file  # here, not at the top: `srkit --help` must not load torch
 
     failures: list[tuple[str, str]] = []
     notes: list[str] = []
@@ -367,7 +366,7 @@ def _run(
     """Upscale each job with the shared Upscaler `up`; returns (written, failed)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from srkit.infer.api import upscale_file
+    from srkit.infer.files import upscale_file
 
     written = failed = 0
     with Progress(

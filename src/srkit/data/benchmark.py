@@ -12,8 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from srkit.errors import DatasetError
+from srkit.io import IMAGE_SUFFIXES as _READABLE_SUFFIXES
 
-IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+#: Suffixes of dataset images (lower case, sorted: error messages list them): every format `srkit.io` reads except
+#: GIF, which is palette-quantised (not ground truth for super-resolution) and often animated (unreadable here).
+IMAGE_SUFFIXES = tuple(sorted(_READABLE_SUFFIXES - {".gif"}))
 
 
 def modcrop(image: np.ndarray, multiple: int) -> np.ndarray:

@@ -11,7 +11,7 @@ Memory: an uncompressed, single-page TIFF input (the usual way to store huge ima
 strip at a time. Any other input (compressed TIFF, PNG, JPEG, WebP, ...) cannot be read partially with the
 libraries at hand and is read whole; it is s^2 times smaller than the output (16x at x4).
 
-`srkit.infer.api.upscale_file(..., stream=True)` (and `srkit upscale --stream`) builds on the pieces below:
+`srkit.infer.files.upscale_file(..., stream=True)` (and `srkit upscale --stream`) builds on the pieces below:
 `write_tiled_tiff` writes HR strips as a tiled BigTIFF, and `vips_encode` converts such a TIFF to PNG or JPEG with
 libvips reading it sequentially, replacing libvips' metadata by exactly what `srkit.io.write_image` writes.
 """
@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from srkit.errors import ConfigError, ImageReadError, ImageWriteError
+from srkit.infer.engine import iter_strips, strip_context
 
 __all__ = ["default_strip_rows", "strip_tiles", "upscale_tiff_streaming", "vips_encode", "write_tiled_tiff"]
 
@@ -72,9 +73,9 @@ def _open_tiff_lazily(src: Path):
                 return None
             icc_tag = page.tags.get(34675)
             icc = bytes(icc_tag.value) if icc_tag is not None and icc_tag.value else None
-            from srkit.io.images import _tiff_dpi
+            from srkit.io.tiff import tiff_dpi
 
-            dpi = _tiff_dpi(page.tags)
+            dpi = tiff_dpi(page.tags)
         arr = tifffile.memmap(str(src), mode="r")
     except (ValueError, OSError, KeyError, IndexError, TypeError):  # not memory-mappable / not a plain TIFF
         return None
@@ -104,9 +105,10 @@ def upscale_tiff_streaming(
 ) -> dict:
     """Upscale the image file `src` into a tiled BigTIFF `dst`, strip by strip, in bounded memory.
 
-    The output equals `upscaler.upscale(whole image)` (exactly for models with a finite receptive field, up to
-    float rounding; for whole-image models each strip sees 16 LR rows of context and the result is close, not
-    equal). uint8 / uint16 / float32 and gray / gray+alpha / RGB / RGBA are kept, as `Upscaler.upscale` does.
+    The output equals `upscaler.upscale(whole image)` (`srkit.infer.engine.iter_strips`: exactly for models
+    with a finite receptive field, up to float rounding; for whole-image models each strip sees 16 LR rows of
+    context and the result is close, not equal). uint8 / uint16 / float32 and gray / gray+alpha / RGB / RGBA
+    are kept, as `Upscaler.upscale` does.
     The ICC profile is copied and the DPI multiplied by the scale (same printed size); EXIF is not copied.
     The write is atomic (a temp file in `dst`'s folder, renamed at the end; removed on failure).
 
@@ -145,7 +147,7 @@ def upscale_tiff_streaming(
     if lazy is not None:
         image, icc, dpi = lazy
     else:
-        from srkit.io.images import DEFAULT_MAX_PIXELS, read_image
+        from srkit.io import DEFAULT_MAX_PIXELS, read_image
 
         image, meta = read_image(src, max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
         icc, dpi = meta.icc_profile, meta.dpi
@@ -156,13 +158,10 @@ def upscale_tiff_streaming(
     info = upscaler.model.info
     h, w = image.shape[:2]
     channels = 1 if image.ndim == 2 else image.shape[2]
-    if info.receptive_field is not None:
-        context = int(info.receptive_field)
-    else:
-        context = max(16, upscaler.overlap or 0)
+    context = strip_context(upscaler)
+    if info.receptive_field is None:
         warnings.warn(f"{info.arch} sees the whole image: strips get {context} rows of context and the output is "
                       "close to, not equal to, a whole-image upscale", RuntimeWarning, stacklevel=2)
-    context = max(context, 4)  # the bicubic alpha path reads 2 px around each pixel
     unit = tile // math.gcd(tile, s)
     rows = default_strip_rows(w, channels, s, context, tile) if strip_rows is None else strip_rows
     rows = int(math.ceil(rows / unit) * unit)
@@ -171,12 +170,8 @@ def upscale_tiff_streaming(
     strips = math.ceil(h / rows)
 
     def hr_strips() -> Iterator[np.ndarray]:
-        for r0 in range(0, h, rows):
-            r1 = min(r0 + rows, h)
-            a0, a1 = max(r0 - context, 0), min(r1 + context, h)
-            hr = upscaler.upscale(np.asarray(image[a0:a1]))
-            yield hr[(r0 - a0) * s : (r1 - a0) * s]
-            del hr
+        for hr in iter_strips(upscaler, image, upscaler.request(), rows=rows, context=context):
+            yield hr.astype(out_dtype, copy=False)
 
     kwargs: dict = {}
     if channels >= 3:
@@ -211,7 +206,7 @@ def upscale_tiff_streaming(
 
 
 # --------------------------------------------------------------------------------------------
-# building blocks of `srkit.infer.api.upscale_file(..., stream=True)`
+# building blocks of `srkit.infer.files.upscale_file(..., stream=True)`
 # --------------------------------------------------------------------------------------------
 
 
@@ -425,7 +420,7 @@ def _jpeg_segment(marker: int, body: bytes) -> bytes:
 
 def jpeg_meta_segments(icc: bytes | None, exif: bytes | None, dpi: tuple[float, float] | None) -> bytes:
     """The JFIF, Exif and ICC segments Pillow writes for `srkit.io.write_image` (same bytes, same order)."""
-    from srkit.io.images import _EXIF_PREFIX, _exif_tiff_block
+    from srkit.io.meta import EXIF_PREFIX, exif_tiff_block
 
     if dpi:
         unit, density = 1, tuple(min(0xFFFF, max(1, int(round(float(v))))) for v in dpi)
@@ -433,7 +428,7 @@ def jpeg_meta_segments(icc: bytes | None, exif: bytes | None, dpi: tuple[float, 
         unit, density = 0, (1, 1)
     out = _jpeg_segment(0xE0, b"JFIF\x00\x01\x01" + struct.pack(">BHHBB", unit, *density, 0, 0))
     if exif:
-        block = _EXIF_PREFIX + _exif_tiff_block(exif)
+        block = EXIF_PREFIX + exif_tiff_block(exif)
         if len(block) > 0xFFFF - 2:
             raise ImageWriteError(f"EXIF data is too long for JPEG ({len(block)} bytes)")
         out += _jpeg_segment(0xE1, block)
@@ -465,10 +460,10 @@ def vips_encode(
     from libvips: its chunks/segments are replaced on the fly by the ones `write_image` writes (ICC, EXIF
     verbatim, DPI), so both paths carry the same metadata bytes.
     """
-    from srkit.io.images import _png_meta_chunks
+    from srkit.io.png import png_meta_chunks
 
     if fmt == "PNG":
-        sink: PngMetaRewriter | JpegMetaRewriter = PngMetaRewriter(fh, _png_meta_chunks(icc, exif, dpi))
+        sink: PngMetaRewriter | JpegMetaRewriter = PngMetaRewriter(fh, png_meta_chunks(icc, exif, dpi))
     elif fmt == "JPEG":
         sink = JpegMetaRewriter(fh, jpeg_meta_segments(icc, exif, dpi))
     else:

@@ -1,19 +1,23 @@
-"""Faithful image I/O: see :mod:`srkit.io.images` for conventions and policies."""
+"""Faithful image I/O: see :mod:`srkit.io.images` for conventions and policies.
+
+Modules: :mod:`~srkit.io.images` (``read_image`` / ``write_image`` and their dispatch), :mod:`~srkit.io.meta`
+(``ImageMeta``, float conversion, EXIF orientation, DPI), :mod:`~srkit.io.formats` (sniffing, suffixes, what
+each format stores), :mod:`~srkit.io.png`, :mod:`~srkit.io.tiff`, :mod:`~srkit.io.pillow` (one format family
+each), :mod:`~srkit.io.checks` (pixel cap, one-line errors), :mod:`~srkit.io.atomic` (``atomic_write``) and
+:mod:`~srkit.io.uint8` (8-bit views for metrics and datasets).
+"""
 
 from __future__ import annotations
 
-from srkit.io.images import (
-    DEFAULT_MAX_PIXELS,
-    ImageMeta,
-    atomic_write,
-    from_float,
-    read_image,
-    to_float,
-    write_image,
-)
+from srkit.io.atomic import atomic_write
+from srkit.io.checks import DEFAULT_MAX_PIXELS
+from srkit.io.formats import IMAGE_SUFFIXES
+from srkit.io.images import read_image, write_image
+from srkit.io.meta import ImageMeta, from_float, to_float
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "IMAGE_SUFFIXES",
     "ImageMeta",
     "atomic_write",
     "from_float",

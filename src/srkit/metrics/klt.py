@@ -325,7 +325,7 @@ def save_klt_model(model: KltModel, path: str | os.PathLike) -> Path:
     arrays = _checked({k: getattr(model, k) for k in _SHAPES}, "KLT model")
     out = Path(os.fspath(path))
     out.parent.mkdir(parents=True, exist_ok=True)
-    from srkit.io.images import atomic_write
+    from srkit.io.atomic import atomic_write
 
     atomic_write(out, lambda f: np.savez_compressed(f, **arrays, meta=np.array(json.dumps(model.meta, sort_keys=True))))
     return out

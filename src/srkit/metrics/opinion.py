@@ -303,7 +303,7 @@ def save_head(head: OpinionHead, path: str | os.PathLike) -> Path:
               "gamma": np.array(head.gamma)}
     if head.support is not None:
         arrays["support"] = head.support
-    from srkit.io.images import atomic_write
+    from srkit.io.atomic import atomic_write
 
     atomic_write(path, lambda fh: np.savez(fh, **arrays))
     return path

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -23,15 +23,6 @@ def rand_model(name: str, scale: int, **options):
         for p in m.module.parameters():
             p.add_(torch.randn(p.shape, generator=g) * 0.02)
     return m.eval()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: one intra-op thread is fastest, and avoids OpenMP spin-waits on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -72,6 +63,15 @@ def run_padded(m: torch.nn.Module, x: torch.Tensor, scale: int, multiple: int) -
     return m(x)[..., : h * scale, : w * scale]
 
 
+@dataclass
+class CliResult:
+    """What an in-process `srkit` command gave back (the `srkit_cli` fixture), named as `subprocess.run`'s result."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     """Run `srkit ARGS` in this process through the app object: (exit code, stdout, stderr)."""
     from srkit.cli.app import main
@@ -80,6 +80,6 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
         main(list(args))
         code = 0
     except SystemExit as e:
-        code = e.code
+        code = 0 if e.code is None else e.code  # sys.exit() / sys.exit(None) is success
     out = capsys.readouterr()
     return code, out.out, out.err

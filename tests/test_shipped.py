@@ -30,7 +30,7 @@ def _card_section(name: str) -> str:
 
 @pytest.mark.data
 @pytest.mark.parametrize("name", sorted(builtin_weights()))
-def test_shipped_model_reproduces_its_model_card(name, data_dir, tmp_path):
+def test_shipped_model_reproduces_its_model_card(name, data_dir, tmp_path, srkit_cli, monkeypatch):
     section = _card_section(name)
     scale = re.search(r"x(\d+)", name).group(1)
     out = tmp_path / "r.json"
@@ -38,10 +38,9 @@ def test_shipped_model_reproduces_its_model_card(name, data_dir, tmp_path):
     real = name.startswith("real-")
     sets = ["Set14"] if real else ["Set5", "Set14"]
     extra = ["--degradation", "realesrgan", "--degradation-seed", "0"] if real else []
-    env = {**os.environ, "SRKIT_CACHE": str(tmp_path / "cache")}
-    r = subprocess.run([sys.executable, "-m", "srkit", "eval", "--model", name, "--data", str(data_dir),
-                        "--sets", *sets, "--scales", scale, "--json", str(out), *extra],
-                       capture_output=True, text=True, env=env)
+    monkeypatch.setenv("SRKIT_CACHE", str(tmp_path / "cache"))  # read when the degraded LR is cached, not at start
+    r = srkit_cli("eval", "--model", name, "--data", data_dir, "--sets", *sets, "--scales", scale, "--json", out,
+                  *extra)
     assert r.returncode == 0, r.stderr
     for row in json.loads(out.read_text())["summary"]:
         label = f"{row['set']} \\(realesrgan, seed 0\\)" if real else row["set"]

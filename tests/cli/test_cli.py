@@ -11,8 +11,10 @@ from srkit.metrics import psnr, ssim
 from srkit.ops import imresize_matlab
 
 
-def run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "srkit", *args], capture_output=True, text=True, env=env, timeout=120)
+@pytest.fixture()
+def run(srkit_cli):
+    """`srkit ARGS` in this process (exit code, messages and outputs need no subprocess)."""
+    return srkit_cli
 
 
 def _smooth_image(rng, h, w, c=3):
@@ -38,20 +40,32 @@ def test_expand_multi_value():
         "eval", "--sets", "A", "--sets", "B", "--scales", "2", "--scales", "3", "--rgb"]
 
 
-def test_help_has_example():
+def test_help_has_example(run):
     r = run("eval", "--help")
     assert r.returncode == 0 and "Example" in r.stdout
     r = run("--version")
     assert r.returncode == 0 and r.stdout.startswith("srkit ")
 
 
-def test_bad_argument_is_one_line_exit_2():
+def test_python_m_srkit_entry_point():
+    """`python -m srkit` itself (srkit/__main__.py): a real process, its exit codes and one-line errors."""
+
+    def srkit(*args):
+        return subprocess.run([sys.executable, "-m", "srkit", *args], capture_output=True, text=True, timeout=120)
+
+    r = srkit("--version")
+    assert r.returncode == 0 and r.stdout.startswith("srkit ")
+    r = srkit("no-such-command")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_bad_argument_is_one_line_exit_2(run):
     r = run("eval", "--scales", "two")
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 
 
-def test_missing_data_is_one_line_exit_1(tmp_path):
+def test_missing_data_is_one_line_exit_1(run, tmp_path):
     r = run("eval", "--data", str(tmp_path / "nope"), "--sets", "Set5")
     assert r.returncode == 1
     assert len(r.stderr.strip().splitlines()) == 1 and "does not exist" in r.stderr
@@ -59,12 +73,12 @@ def test_missing_data_is_one_line_exit_1(tmp_path):
     assert r.returncode == 1 and "no benchmark set" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_unknown_model_is_one_line_exit_1(tiny_set):
+def test_unknown_model_is_one_line_exit_1(run, tiny_set):
     r = run("eval", "--model", "no-such-model", "--data", str(tiny_set), "--sets", "Tiny", "--scales", "2")
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "unknown model" in r.stderr
 
 
-def test_eval_json_matches_direct_computation(tiny_set, tmp_path):
+def test_eval_json_matches_direct_computation(run, tiny_set, tmp_path):
     out = tmp_path / "r.json"
     csv = tmp_path / "r.csv"
     r = run("eval", "--model", "bicubic", "--data", str(tiny_set), "--sets", "Tiny", "--scales", "2", "3",
@@ -88,7 +102,7 @@ def test_eval_json_matches_direct_computation(tiny_set, tmp_path):
     assert rep["summary"][1]["psnr"] == pytest.approx(mean, abs=1e-9)
 
 
-def test_eval_lr_from_disk(tiny_set, tmp_path):
+def test_eval_lr_from_disk(run, tiny_set, tmp_path):
     s = 2
     lr_dir = tiny_set / "Tiny" / "LR_bicubic" / f"X{s}"
     lr_dir.mkdir(parents=True)
@@ -121,7 +135,7 @@ PUBLISHED_BICUBIC = {
 
 
 @pytest.mark.data
-def test_bicubic_reproduces_published_table(data_dir, tmp_path):
+def test_bicubic_reproduces_published_table(run, data_dir, tmp_path):
     out = tmp_path / "bicubic.json"
     r = run("eval", "--model", "bicubic", "--data", str(data_dir), "--json", str(out))
     assert r.returncode == 0, r.stderr

@@ -1,29 +1,32 @@
 import json
-import subprocess
-import sys
+
+import pytest
 
 
-def info(*args):
-    r = subprocess.run([sys.executable, "-m", "srkit", "info", *args, "--json"], capture_output=True, text=True,
-                       timeout=120)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
+@pytest.fixture()
+def info(srkit_cli):
+    def info(*args):
+        r = srkit_cli("info", *args, "--json")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    return info
 
 
-def test_edsr_baseline_x4_macs_match_the_paper():
+def test_edsr_baseline_x4_macs_match_the_paper(info):
     d = info("edsr-baseline", "--scale", "4")
     assert d["params"] == 1_517_571
     assert abs(d["macs_720p_G"] - 114) / 114 < 0.01  # published 114G MACs at 1280x720 output
     assert d["receptive_field"] == 36 and d["color_space"] == "rgb"
 
 
-def test_reparameterised_model_is_costed_deployed():
+def test_reparameterised_model_is_costed_deployed(info):
     d = info("ecbsr-m16c64", "--scale", "4")
     assert abs(d["params"] - 603_000) / 603_000 < 0.01
     assert d["params_training_form"] > d["params"]
     assert d["color_space"] == "y"
 
 
-def test_unknown_model_one_line():
-    r = subprocess.run([sys.executable, "-m", "srkit", "info", "nope"], capture_output=True, text=True, timeout=60)
+def test_unknown_model_one_line(srkit_cli):
+    r = srkit_cli("info", "nope")
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1

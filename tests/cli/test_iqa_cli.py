@@ -1,8 +1,6 @@
 """`srkit iqa score` / `srkit iqa fit-niqe`, and `srkit eval --metrics ... niqe`."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -30,12 +28,11 @@ def folder(tmp_path):
     return d
 
 
-def test_score_folder_json(folder, tmp_path):
+def test_score_folder_json(folder, tmp_path, capsys):
     out = tmp_path / "scores.json"
-    r = subprocess.run([sys.executable, "-m", "srkit", "iqa", "score", str(folder), "--metrics", "niqe",
-                        "--json", str(out)], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    lines = r.stdout.strip().splitlines()
+    code, stdout, err = cli(capsys, "iqa", "score", str(folder), "--metrics", "niqe", "--json", str(out))
+    assert code == 0, err
+    lines = stdout.strip().splitlines()
     assert len(lines) == 3 and lines[-1].startswith("mean of 2 image(s)") and "niqe model: srkit" in lines[-1]
     doc = json.loads(out.read_text())
     assert doc["models"] == {"niqe": "srkit"} and doc["failed"] == []

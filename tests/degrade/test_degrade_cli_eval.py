@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,7 @@ from srkit.errors import ConfigError, DatasetError
 from srkit.evaluate import evaluate, evaluate_paired
 from srkit.io import read_image
 
-from helpers import subprocess_env, write_tiny_images
+from helpers import write_tiny_images
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +24,18 @@ def images(tmp_path_factory) -> Path:
     return root / "A"
 
 
-def srkit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "srkit", *args], cwd=cwd, env=subprocess_env(),
-                          capture_output=True, text=True, timeout=120)
+@pytest.fixture()
+def srkit(srkit_cli, monkeypatch):
+    """`srkit ARGS` in this process, run from the folder `cwd`."""
+
+    def run(*args: str, cwd: Path):
+        monkeypatch.chdir(cwd)
+        return srkit_cli(*args)
+
+    return run
 
 
-def test_degrade_cli_writes_lr_records_and_sheet(images, tmp_path):
+def test_degrade_cli_writes_lr_records_and_sheet(srkit, images, tmp_path):
     r = srkit("degrade", str(images), "-o", str(tmp_path / "lr"), "--preset", "realesrgan", "--scale", "4",
               "--seed", "3", "--sheet", str(tmp_path / "sheet.png"), "--variants", "3", "--crop", "48", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -55,7 +59,7 @@ def test_degrade_cli_writes_lr_records_and_sheet(images, tmp_path):
         assert (tmp_path / "lr" / name).read_bytes() == (tmp_path / "lr2" / name).read_bytes()
 
 
-def test_degrade_cli_rerun_adds_to_the_record_and_refuses_other_settings(images, tmp_path):
+def test_degrade_cli_rerun_adds_to_the_record_and_refuses_other_settings(srkit, images, tmp_path):
     one, rest = sorted(images.glob("*.png"))[0], sorted(images.glob("*.png"))[1:]
     assert srkit("degrade", str(one), "-o", str(tmp_path / "lr"), "--seed", "1", cwd=tmp_path).returncode == 0
     r = srkit("degrade", *map(str, rest), "-o", str(tmp_path / "lr"), "--seed", "1", cwd=tmp_path)
@@ -69,7 +73,7 @@ def test_degrade_cli_rerun_adds_to_the_record_and_refuses_other_settings(images,
     assert r.returncode == 1 and not (tmp_path / "empty" / "degradations.json").exists()
 
 
-def test_degrade_cli_bad_input_is_one_line(images, tmp_path):
+def test_degrade_cli_bad_input_is_one_line(srkit, images, tmp_path):
     r = srkit("degrade", str(images), "-o", str(tmp_path / "o"), "--preset", "nope", cwd=tmp_path)
     assert r.returncode == 1 and "unknown preset 'nope'" in r.stderr and "Traceback" not in r.stderr
     cfg = tmp_path / "bad.yaml"

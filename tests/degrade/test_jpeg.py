@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import one_torch_thread  # noqa: F401 - autouse fixture
 from PIL import Image
 
 from srkit.degrade.jpeg import jpeg_bytes, jpeg_differentiable, jpeg_libjpeg, quantization_tables

@@ -14,7 +14,6 @@ onnx = pytest.importorskip("onnx")
 
 from srkit.export import export_onnx, export_torchscript  # noqa: E402
 from srkit.export.graph import MatlabUpsample  # noqa: E402
-from helpers import one_torch_thread  # noqa: F401, E402 - autouse fixture
 from helpers import rand_model as _rand_model  # noqa: E402
 
 

@@ -19,8 +19,6 @@ from srkit.losses import (
     local_variance,
 )
 
-from helpers import one_torch_thread  # noqa: F401  (autouse: one intra-op thread)
-
 # Known logits: real r = [2, -1] (mean 0.5), fake f = [0.5, -3] (mean -1.25).
 R = torch.tensor([[2.0], [-1.0]])
 FK = torch.tensor([[0.5], [-3.0]])

@@ -19,8 +19,6 @@ from srkit.losses import (
     vgg19_features,
 )
 
-from helpers import one_torch_thread  # noqa: F401  (autouse: one intra-op thread)
-
 SMALL = {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0}
 
 

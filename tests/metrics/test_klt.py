@@ -2,8 +2,6 @@
 
 import importlib
 import io
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -268,13 +266,12 @@ def test_metric_table_entry():
     assert isinstance(info.check(), KltModel)
 
 
-def test_iqa_score_cli(tmp_path):
+def test_iqa_score_cli(tmp_path, srkit_cli):
     d = tmp_path / "photos"
     d.mkdir()
     write_image(d / "a.png", _texture(96, 96, seed=1))
     write_image(d / "b.png", _texture(80, 104, seed=2))
-    r = subprocess.run([sys.executable, "-m", "srkit", "iqa", "score", str(d), "--metrics", "klt"],
-                       capture_output=True, text=True, timeout=120)
+    r = srkit_cli("iqa", "score", d, "--metrics", "klt")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 3 and lines[-1].startswith("mean of 2 image(s)") and "klt model: srkit" in lines[-1]

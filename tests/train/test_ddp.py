@@ -29,13 +29,12 @@ def test_rank_slices_make_up_the_global_batch():
         StepBatchSampler(16, 4, 0, 9, seed=3, rank=0, world=3)
 
 
-def test_two_ranks_match_one_process(tmp_path):
-    from srkit.archs import build
+def test_two_ranks_match_one_process(tmp_path, tiny_sr_model):
     from srkit.models import save_model
 
     root = write_tiny_images(tmp_path / "data")
     # Distillation with a learned feature adapter: its gradients are averaged outside DDP, by hand.
-    save_model(build("fsrcnn-s", 4), tmp_path / "teacher.safetensors")
+    save_model(tiny_sr_model, tmp_path / "teacher.safetensors")
     cfg = parse_config({
         "model": {"arch": "ecbsr-m4c16", "scale": 4},
         "data": {"root": str(root), "train_sets": ["A"], "val_count": 2, "patch_size": 8, "batch_size": 4,

@@ -16,7 +16,7 @@ from srkit.train.checkpoint import load_checkpoint
 from srkit.train.config import GanCfg, load_config, parse_config
 from srkit.train.gan import build_discriminator
 
-from helpers import one_torch_thread, write_tiny_images  # noqa: F401  (one_torch_thread: autouse)
+from helpers import write_tiny_images
 
 SMALL_VGG = {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0}
 GAN_COLUMNS = {"l1", "perceptual", "g_adv", "fm", "ldl", "d_real", "d_fake"}

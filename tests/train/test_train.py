@@ -157,10 +157,8 @@ def test_distill_term_decreases(data_root, tmp_path):
         Distiller(bad, student, in_channels=1)
 
 
-def test_fit_with_distillation(data_root, tmp_path):
-    from srkit.archs import build
-
-    save_model(build("fsrcnn-s", 4), tmp_path / "teacher.safetensors")  # any weights will do
+def test_fit_with_distillation(data_root, tmp_path, tiny_sr_model):
+    save_model(tiny_sr_model, tmp_path / "teacher.safetensors")  # any weights will do
     d = tiny_cfg(data_root, steps=4, log_every=2)
     d["distill"] = {"teacher": str(tmp_path / "teacher.safetensors"), "feature_weight": 0.5,
                     "feature_layers": [["backbone.0", "first_part"]]}
@@ -170,13 +168,13 @@ def test_fit_with_distillation(data_root, tmp_path):
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["distill"]
 
 
-def _cli(*args, **kw):
-    env = subprocess_env()
-    return subprocess.run([sys.executable, "-m", "srkit", *args], capture_output=True, text=True, env=env,
-                          timeout=120, **kw)
+@pytest.fixture()
+def cli(srkit_cli):
+    """`srkit ARGS` in this process (exit codes, messages and outputs need no subprocess)."""
+    return srkit_cli
 
 
-def test_sigint_checkpoints_and_resume_finishes(data_root, tmp_path):
+def test_sigint_checkpoints_and_resume_finishes(cli, data_root, tmp_path):
     cfg_path = tmp_path / "cfg.yaml"
     cfg_path.write_text(dump_config(parse_config(tiny_cfg(data_root, steps=100000, checkpoint_every=100000))))
     run = tmp_path / "run"
@@ -198,34 +196,34 @@ def test_sigint_checkpoints_and_resume_finishes(data_root, tmp_path):
     assert "Traceback" not in err and "--resume" in err
     step = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
     assert 5 <= step < 100000
-    r = _cli("train", "--resume", str(run), "--set", f"train.steps={step + 2}", "--no-progress")
+    r = cli("train", "--resume", str(run), "--set", f"train.steps={step + 2}", "--no-progress")
     assert r.returncode == 0, r.stderr
     assert "best validation PSNR" in r.stdout and (run / "final.safetensors").exists()
     assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == step + 2
 
 
-def test_cli_train_and_plot(data_root, tmp_path):
+def test_cli_train_and_plot(cli, data_root, tmp_path):
     cfg_path = tmp_path / "cfg.yaml"
     cfg_path.write_text(dump_config(parse_config(tiny_cfg(data_root))))
     run = tmp_path / "run"
-    r = _cli("train", str(cfg_path), "--out", str(run), "--set", "train.steps=6", "--set", "train.val_every=3",
-             "--no-progress")
+    r = cli("train", str(cfg_path), "--out", str(run), "--set", "train.steps=6", "--set", "train.val_every=3",
+            "--no-progress")
     assert r.returncode == 0, r.stderr
     assert "best validation PSNR" in r.stdout and str(run / "best.safetensors") in r.stdout
     assert load_config(run / "config.yaml").train.steps == 6
-    r = _cli("train", str(cfg_path), "--out", str(run))  # the folder holds a run now
+    r = cli("train", str(cfg_path), "--out", str(run))  # the folder holds a run now
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "use --resume" in r.stderr
-    r = _cli("train", str(cfg_path), "--set", "train.stepz=3")
+    r = cli("train", str(cfg_path), "--set", "train.stepz=3")
     assert r.returncode == 1 and "train.stepz: unknown key" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    r = _cli("plot", str(tmp_path))  # no log.csv there
+    r = cli("plot", str(tmp_path))  # no log.csv there
     assert r.returncode == 1 and "no log.csv" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        r = _cli("plot", str(run))
+        r = cli("plot", str(run))
         assert r.returncode == 1 and "matplotlib" in r.stderr and len(r.stderr.strip().splitlines()) == 1
         return
-    r = _cli("plot", str(run), "-o", str(tmp_path / "curves.png"))
+    r = cli("plot", str(run), "-o", str(tmp_path / "curves.png"))
     assert r.returncode == 0, r.stderr
     with Image.open(tmp_path / "curves.png") as im:
         assert im.format == "PNG" and im.size[0] > 100

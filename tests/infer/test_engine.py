@@ -145,3 +145,27 @@ def test_fp32_model_runs_in_place_and_is_not_cached():
     m = rand_model("fsrcnn-s", 2)
     net = prepare_network(m, dtype="fp32")
     assert net.net is m and not net.deployed
+
+
+def test_nan_and_inf_are_masked_not_spread():
+    up = Upscaler(rand_model("fsrcnn-s", 2))
+    img = np.random.default_rng(3).random((30, 26, 3)).astype(np.float32)
+    img[5:9, 4:10, :] = np.nan  # a nodata block
+    img[20, 20, 1] = np.inf  # one channel of one pixel
+    img[21, 3, 0] = -np.inf
+    out = up.upscale(img)
+    assert out.dtype == np.float32 and out.shape == (60, 52, 3)
+    want_nan = np.repeat(np.repeat(np.isnan(img), 2, 0), 2, 1)
+    assert np.array_equal(np.isnan(out), want_nan)  # NaN exactly over the nearest-upscaled blocks, nowhere else
+    assert np.all(out[40:42, 40:42, 1] == np.inf) and np.all(out[42:44, 6:8, 0] == -np.inf)
+    finite = np.isfinite(out)
+    assert finite.sum() == out.size - want_nan.sum() - 8 and out[finite].min() >= 0 and out[finite].max() <= 1
+    # The other channels of a pixel with one bad channel keep their upscaled values.
+    assert np.isfinite(out[40:42, 40:42, [0, 2]]).all()
+    # Streamed strips fill from the whole image, so they equal the whole result, NaN included.
+    strips = np.concatenate(list(engine.iter_strips(up, img, up.request(), rows=6)))
+    assert np.array_equal(np.isnan(strips), want_nan)
+    assert np.allclose(strips[finite], out[finite], atol=1e-5)
+    # Tensors take the same path.
+    t = srkit.upscale(torch.from_numpy(img).permute(2, 0, 1), model=up)
+    assert torch.equal(torch.isnan(t).permute(1, 2, 0), torch.from_numpy(want_nan))

@@ -46,7 +46,8 @@ import numpy as np
 import torch
 
 from srkit.errors import ConfigError, ShapeError
-from srkit.infer.engine import AlphaMode, Request, run_array, run_image
+from srkit.infer.engine import AlphaMode, Request, TileSetting, run_array, run_image
+from srkit.infer.network import Backend, DtypePolicy
 from srkit.infer.upscaler import Upscaler
 from srkit.srmodel import SRModel
 
@@ -89,7 +90,7 @@ def _load(model: str | os.PathLike[str], scale: int | None) -> SRModel:
     """`load_model`, remembered for the last few (name or path, scale, file mtime) keys."""
     from srkit.models import load_model
 
-    ref = os.fspath(model)
+    ref = os.fspath(model)  # load_model takes a name or a path
     try:
         mtime = os.stat(ref).st_mtime_ns
     except (OSError, ValueError):
@@ -100,7 +101,7 @@ def _load(model: str | os.PathLike[str], scale: int | None) -> SRModel:
         if hit is not None:
             _LOADED.move_to_end(key)
             return hit
-    m = load_model(model, scale=scale) if scale is not None else load_model(model)
+    m = load_model(ref, scale=scale) if scale is not None else load_model(ref)
     with _LOADED_LOCK:
         _LOADED[key] = m
         while len(_LOADED) > _LOADED_MAX:
@@ -136,11 +137,11 @@ def load_upscaler(
     model: ModelRef | Upscaler = DEFAULT_MODEL,
     *,
     scale: int | None = None,
-    tile: int | str | None = None,
-    dtype: str = "auto",
+    tile: TileSetting = None,
+    dtype: DtypePolicy = "auto",
     device: str = "cpu",
     tta: bool = False,
-    backend: str | None = None,
+    backend: Backend | None = None,
 ) -> Upscaler:
     """The `Upscaler` for a model name, weights path, `SRModel` or `Upscaler` (returned as is after the scale
     check; `tile`, `dtype`, `device`, `tta` and `backend` are then ignored).
@@ -178,7 +179,7 @@ def load_upscaler(
 # --------------------------------------------------------------------------------------------
 
 
-def upscale_array(up: Upscaler, image: np.ndarray, *, alpha: str = "bicubic", tta: bool | None = None,
+def upscale_array(up: Upscaler, image: np.ndarray, *, alpha: AlphaMode = "bicubic", tta: bool | None = None,
                   inputs: Mapping[str, float] | None = None, seed: int | None = None) -> np.ndarray:
     """Upscale an image array with a ready `Upscaler` (the same as `up.upscale(image, ...)`).
 
@@ -278,10 +279,10 @@ def upscale(
     model: str | os.PathLike[str] | SRModel | Upscaler = DEFAULT_MODEL,
     *,
     scale: int | None = None,
-    tile: int | str | None = None,
-    dtype: str = "auto",
+    tile: TileSetting = None,
+    dtype: DtypePolicy = "auto",
     device: str = "cpu",
-    alpha: str = "bicubic",
+    alpha: AlphaMode = "bicubic",
     tta: bool | None = None,
     inputs: Mapping[str, float] | None = None,
     seed: int | None = None,

@@ -38,12 +38,15 @@ from srkit.srmodel import SRModel
 __all__ = [
     "AlphaMode",
     "Request",
+    "TileSetting",
     "Tiling",
     "auto_tile_side",
     "available_memory",
+    "fill_nonfinite",
     "fill_transparent",
     "iter_strips",
     "noise_field",
+    "restore_nonfinite",
     "run_array",
     "run_image",
     "run_model",
@@ -51,6 +54,8 @@ __all__ = [
 
 #: How the alpha channel is upscaled: MATLAB bicubic (smooth, no ringing), or through the model.
 AlphaMode = Literal["bicubic", "model"]
+#: Tiling: None (whole image), an LR tile core side >= 8, or "auto" (a side chosen from free memory).
+TileSetting = int | Literal["auto"] | None
 
 # Alpha at or below this (half an 8-bit step) counts as fully transparent: its colour is invisible.
 TRANSPARENT = 0.5 / 255.0
@@ -82,11 +87,11 @@ class Request:
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
 
     @classmethod
-    def make(cls, *, alpha: str = "bicubic", tta: bool = False, inputs: Mapping[str, float] | None = None,
+    def make(cls, *, alpha: AlphaMode = "bicubic", tta: bool = False, inputs: Mapping[str, float] | None = None,
              seed: int | None = None) -> Request:
         """A Request from keyword arguments (`inputs` as a mapping), validated."""
         pairs = tuple(sorted((str(k), float(v)) for k, v in (inputs or {}).items()))
-        return cls(alpha=alpha, tta=bool(tta), inputs=pairs, seed=seed)  # type: ignore[arg-type]
+        return cls(alpha=alpha, tta=bool(tta), inputs=pairs, seed=seed)
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ class Tiling:
     "auto" (from free memory); `overlap` the blend width for whole-image-receptive-field models (default
     tile // 8, at least 8); `batch` same-shaped tiles per call."""
 
-    tile: int | Literal["auto"] | None = None
+    tile: TileSetting = None
     overlap: int | None = None
     batch: int = 1
 
@@ -330,6 +335,30 @@ def fill_transparent(color: torch.Tensor, alpha: torch.Tensor, threshold: float 
     return torch.where(hole & any_visible, filled.to(color.dtype), color)
 
 
+def fill_nonfinite(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(B, C, H, W) float with its NaN / +-Inf pixels filled from the finite pixels around them, and the
+    (B, C, H, W) bool mask of the non-finite values; (`x`, None) when every value is finite.
+
+    A pixel with any non-finite channel is a hole and gets the pull-push fill of `fill_transparent` (finite
+    pixels weigh 1, holes 0), so the model sees neither NaN (which poisons every output its receptive field
+    touches) nor Inf.
+    """
+    bad = ~torch.isfinite(x)
+    if not bool(bad.any()):
+        return x, None
+    holes = bad.any(dim=1, keepdim=True)
+    zeroed = torch.where(bad, torch.zeros((), dtype=x.dtype, device=x.device), x)
+    return fill_transparent(zeroed, (~holes).to(x.dtype), threshold=0.5), bad
+
+
+def restore_nonfinite(y: torch.Tensor, source: torch.Tensor, bad: torch.Tensor, scale: int) -> torch.Tensor:
+    """`y` (B, C, sH, sW) with the non-finite values of `source` (B, C, H, W) put back where `bad` says, each over
+    its scale x scale block (nearest upscaling of the mask and the values)."""
+    up_bad = bad.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
+    up_src = source.to(y.dtype).repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
+    return torch.where(up_bad.to(y.device), up_src.to(y.device), y)
+
+
 def _colour(up: Runner, x: torch.Tensor, request: Request, noise: torch.Tensor | None) -> torch.Tensor:
     """`run_model` on 1 or 3 colour channels: gray through an RGB model as 3 equal channels, mean taken back."""
     info = up.model.info
@@ -343,12 +372,20 @@ def run_image(up: Runner, x: torch.Tensor, request: Request = Request(), *, fill
               noise: torch.Tensor | None = None) -> torch.Tensor:
     """(B, C, H, W) float32 [0, 1], C = 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA) -> (B, C, sH, sW) float32 in [0, 1].
 
+    NaN / +-Inf values are masked: the model runs on a copy whose non-finite pixels are filled from the finite
+    ones around them (`fill_nonfinite`), and the non-finite values are put back where they were, each over its
+    scale x scale output block (the mask upscaled by nearest): never a tile poisoned by a NaN.
+
     `fill` False: the colour under transparent pixels is already filled (the streaming path fills the whole
     image once, then upscales strips of it). `noise` as in `run_model`.
     """
     c = x.shape[1]
     if x.ndim != 4 or c not in (1, 2, 3, 4):
         raise ShapeError(f"expected 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA) channels, got shape {tuple(x.shape)}")
+    filled, bad = fill_nonfinite(x)
+    if bad is not None:
+        y = run_image(up, filled, request, fill=fill, noise=noise)
+        return restore_nonfinite(y, x, bad, up.model.info.scale)
     if c in (2, 4):
         color, a = x[:, :-1], x[:, -1:]
         if fill:
@@ -412,7 +449,7 @@ def run_array(up: Runner, image: np.ndarray, request: Request = Request()) -> np
 
     Args:
         image: (H, W), (H, W, 1), (H, W, 2) LA, (H, W, 3) RGB or (H, W, 4) RGBA; uint8, uint16, or float in
-            [0, 1] (float16/32/64).
+            [0, 1] (float16/32/64). NaN / +-Inf in a float image are masked (see `run_image`).
 
     Returns:
         (sH, sW[, C]) with the input's dtype and layout, clipped to the dtype's range ([0, 1] for floats),
@@ -455,28 +492,43 @@ def iter_strips(up: Runner, image: np.ndarray, request: Request = Request(), *, 
     h, w = arr.shape[:2]
     c = 1 if arr.ndim == 2 else arr.shape[2]
     s = up.model.info.scale
-    filled = None
+    # Whole-image state, computed once on the LR image: non-finite values filled, transparent colour filled.
+    base = bad = None
+    if arr.dtype.kind == "f":
+        whole = _to_float(np.asarray(arr), peak)
+        filled_t, bad_t = fill_nonfinite(_bchw(whole))
+        if bad_t is not None:
+            base = filled_t[0].permute(1, 2, 0).numpy()
+            base = base[..., 0] if arr.ndim == 2 else base
+            bad = bad_t
+        del whole, filled_t
+    filled: np.ndarray | None = None
     if c in (2, 4):
-        a = _to_float(np.asarray(arr[..., -1]), peak)
+        a = base[..., -1] if base is not None else _to_float(np.asarray(arr[..., -1]), peak)
         if bool((a <= TRANSPARENT).any()):
-            color = _bchw(_to_float(np.asarray(arr[..., :-1]), peak))
+            colour = base[..., :-1] if base is not None else _to_float(np.asarray(arr[..., :-1]), peak)
             with torch.inference_mode():
-                filled = fill_transparent(color, torch.from_numpy(a)[None, None])[0].permute(1, 2, 0).numpy()
-            del color
+                ft = fill_transparent(_bchw(colour), torch.from_numpy(np.ascontiguousarray(a))[None, None])
+            filled = ft[0].permute(1, 2, 0).numpy()
+            del colour, ft
         del a
     noise = noise_field(up.model, 1, h, w, request.seed)
     for r0 in range(0, h, max(1, rows)):
         r1 = min(r0 + rows, h)
         a0, a1 = max(r0 - context, 0), min(r1 + context, h)
-        x = _to_float(np.asarray(arr[a0:a1]), peak)
+        x = base[a0:a1].copy() if base is not None else _to_float(np.asarray(arr[a0:a1]), peak)
         if filled is not None:
             x[..., :-1] = filled[a0:a1]
         t = _bchw(x)
         del x
         strip_noise = None if noise is None else noise[..., a0:a1, :]
-        y = run_image(up, t, request, fill=filled is None, noise=strip_noise)
+        yt = run_image(up, t, request, fill=filled is None, noise=strip_noise)
         del t
-        y = y[0, :, (r0 - a0) * s : (r1 - a0) * s].permute(1, 2, 0).cpu().numpy()
+        yt = yt[..., (r0 - a0) * s : (r1 - a0) * s, :]
+        if bad is not None:
+            yt = restore_nonfinite(yt, _bchw(_to_float(np.asarray(arr[r0:r1]), peak)), bad[..., r0:r1, :], s)
+        y = yt[0].permute(1, 2, 0).cpu().numpy()
+        del yt
         if arr.ndim == 2:
             y = y[..., 0]
         yield _from_float(y, arr.dtype, peak)

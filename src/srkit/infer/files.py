@@ -19,7 +19,8 @@ import numpy as np
 
 from srkit.errors import ConfigError, ImageWriteError
 from srkit.infer.api import DEFAULT_MODEL, load_upscaler
-from srkit.infer.engine import Request, available_memory, iter_strips, run_array, strip_context
+from srkit.infer.engine import AlphaMode, Request, TileSetting, available_memory, iter_strips, run_array, strip_context
+from srkit.infer.network import DtypePolicy
 from srkit.infer.upscaler import Upscaler
 from srkit.io.checks import is_int
 from srkit.io.formats import FORMAT_NAMES, WRITABLE, write_format
@@ -186,10 +187,10 @@ def upscale_file(
     format: str | None = None,
     quality: int = 95,
     scale: int | None = None,
-    tile: int | str | None = None,
-    dtype: str = "auto",
+    tile: TileSetting = None,
+    dtype: DtypePolicy = "auto",
     device: str = "cpu",
-    alpha: str = "bicubic",
+    alpha: AlphaMode = "bicubic",
     tta: bool | None = None,
     inputs: Mapping[str, float] | None = None,
     seed: int | None = None,
@@ -262,6 +263,6 @@ def upscale_file(
         return _upscale_file_streaming(up, arr, meta, dst_p, fmt, quality=quality, request=request)
     out = _fit_depth(run_array(up, arr, request), fmt)
     depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(out.dtype, 32)
-    dpi = tuple(v * s for v in meta.dpi) if meta.dpi else None
+    dpi = (meta.dpi[0] * s, meta.dpi[1] * s) if meta.dpi else None
     out_meta = dataclasses.replace(meta, bit_depth=depth, dpi=dpi)
     return write_image(dst_p, out, out_meta, format=format, quality=quality)

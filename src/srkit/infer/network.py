@@ -14,7 +14,7 @@ import threading
 import warnings
 import weakref
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 import numpy as np
 import torch
@@ -188,11 +188,15 @@ class PreparedNetwork:
         self.deployed = deployed
         self._compile_failed = threading.Event()
         self._compile_lock = threading.Lock()
-        self._compiled = None
+        self._compiled: SRModel | None = None
         self.stamp = 0  # `_weights_stamp` of the model when this was prepared (set by `prepare_network`)
         if key.compile:
             try:
-                self._compiled = torch.compile(net)
+                # The network only: SRModel's colour conversion holds numpy-made constants that Dynamo guards
+                # badly, and costs little. Freezing lets Inductor fold the (constant) weights and prepack them
+                # for oneDNN; dynamic=False compiles once per input shape (tiles share a few shapes).
+                inner = torch.compile(net.module, dynamic=False, options={"freezing": True})
+                self._compiled = SRModel(cast(torch.nn.Module, inner), net.info).eval()
             except Exception as e:  # noqa: BLE001 - e.g. no compiler toolchain on this platform
                 self._compile_fallback(e)
 
@@ -265,8 +269,8 @@ def prepare_network(
     # The ONNX export always folds what can be folded (`srkit.export.onnx`), whatever `deploy` says.
     deployed = needs_deploy(model) and (deploy or backend == "onnxruntime")
     resolved = "fp32" if backend == "onnxruntime" else resolve_dtype(dtype, dev, model)
-    key = NetworkKey(backend, str(dev), resolved, bool(channels_last and backend == "torch"), bool(compile),
-                     deployed)
+    key = NetworkKey(cast(Backend, backend), str(dev), resolved, bool(channels_last and backend == "torch"),
+                     bool(compile), deployed)
     if not deployed and resolved == "fp32" and backend == "torch":
         return _prepare(model, key, dev)
     stamp = _weights_stamp(model)

@@ -15,8 +15,8 @@ import torch
 
 from srkit.errors import ConfigError
 from srkit.infer import engine
-from srkit.infer.engine import Request, Tiling
-from srkit.infer.network import cpu_has_fast_bf16, prepare_network, resolve_dtype
+from srkit.infer.engine import AlphaMode, Request, TileSetting, Tiling
+from srkit.infer.network import Backend, DtypePolicy, cpu_has_fast_bf16, prepare_network, resolve_dtype
 from srkit.srmodel import SRModel
 
 __all__ = ["Upscaler", "auto_tile_side", "cpu_has_fast_bf16", "resolve_dtype"]
@@ -65,19 +65,19 @@ class Upscaler:
         self,
         model: SRModel,
         device: str = "cpu",
-        dtype: str = "fp32",
-        tile: int | str | None = None,
+        dtype: DtypePolicy = "fp32",
+        tile: TileSetting = None,
         overlap: int | None = None,
         channels_last: bool = True,
         compile: bool = False,
         tta: bool = False,
         batch: int = 1,
-        backend: str = "torch",
+        backend: Backend = "torch",
         deploy: bool = True,
     ):
         if not isinstance(model, SRModel):
             raise ConfigError(f"Upscaler needs an SRModel (see srkit.load_model), got {type(model).__name__}")
-        self._tiling = Tiling(tile=tile, overlap=overlap, batch=batch)  # type: ignore[arg-type]
+        self._tiling = Tiling(tile=tile, overlap=overlap, batch=batch)
         self._tta = bool(tta)
         self._model = model
         try:
@@ -102,7 +102,7 @@ class Upscaler:
         return self._tiling
 
     @property
-    def tile(self) -> int | str | None:
+    def tile(self) -> TileSetting:
         return self._tiling.tile
 
     @property
@@ -118,7 +118,7 @@ class Upscaler:
         return self._tta
 
     @property
-    def backend(self) -> str:
+    def backend(self) -> Backend:
         return self._network.key.backend
 
     @property
@@ -158,8 +158,8 @@ class Upscaler:
         """The LR tile core side used (None = whole image)."""
         return engine.tile_side(self)
 
-    def request(self, *, alpha: str = "bicubic", tta: bool | None = None, inputs: Mapping[str, float] | None = None,
-                seed: int | None = None) -> Request:
+    def request(self, *, alpha: AlphaMode = "bicubic", tta: bool | None = None,
+                inputs: Mapping[str, float] | None = None, seed: int | None = None) -> Request:
         """The `Request` for a call: `tta` None takes this Upscaler's default."""
         return Request.make(alpha=alpha, tta=self._tta if tta is None else tta, inputs=inputs, seed=seed)
 
@@ -171,7 +171,7 @@ class Upscaler:
         input's device: `srkit.infer.engine.run_model`."""
         return engine.run_model(self, x, self.request(tta=tta, inputs=inputs, seed=seed))
 
-    def upscale(self, image: np.ndarray, *, alpha: str = "bicubic", tta: bool | None = None,
+    def upscale(self, image: np.ndarray, *, alpha: AlphaMode = "bicubic", tta: bool | None = None,
                 inputs: Mapping[str, float] | None = None, seed: int | None = None) -> np.ndarray:
         """Upscale an (H, W) / (H, W, C<=4) image array; returns the same dtype and layout, scaled by `scale`
         (`srkit.infer.engine.run_array`: gray, alpha, transparent-colour fill, bit depth as `srkit.upscale`)."""

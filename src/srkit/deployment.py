@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from typing import overload
 
 from torch import nn
 
@@ -54,11 +55,12 @@ def fold_batchnorm(seq: nn.Sequential) -> nn.Sequential:
 
 
 def _deploy_inplace(module: nn.Module) -> nn.Module:
+    # getattr: the methods are found by name (checked by _has_method), not through a common base class.
     if _has_method(module, "switch_to_deploy"):
-        module.switch_to_deploy()
+        getattr(module, "switch_to_deploy")()
         return module
     if _has_method(module, "fuse"):
-        fused = module.fuse()
+        fused = getattr(module, "fuse")()
         if isinstance(fused, nn.Module):
             return fused
     for name, child in list(module.named_children()):
@@ -89,6 +91,10 @@ def _deployed_info(info, module: nn.Module):
     return dataclasses.replace(info, options=opts) if same_layout(plain.state_dict(), module.state_dict()) else info
 
 
+@overload
+def deploy(model: SRModel) -> SRModel: ...
+@overload
+def deploy(model: nn.Module) -> nn.Module: ...
 def deploy(model: nn.Module) -> nn.Module:
     """The inference form of `model`: re-parameterised blocks and conv+BN pairs folded into single convs.
 

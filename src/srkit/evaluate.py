@@ -23,6 +23,7 @@ import torch
 from srkit.data.benchmark import BenchmarkSet, find_set, modcrop
 from srkit.errors import DatasetError, ModelLoadError
 from srkit.infer import Upscaler
+from srkit.infer.network import DtypePolicy
 from srkit.io import read_image
 from srkit.metrics import METRICS
 from srkit.models import SRModel, load_model
@@ -177,8 +178,9 @@ def _check_metrics(metrics: Sequence[str], options: Mapping[str, dict] | None = 
     if stray:
         raise ConfigError(f"options given for metric(s) not computed: {', '.join(stray)}")
     for m in metrics:
-        if METRICS[m].check is not None:
-            METRICS[m].check(**(options or {}).get(m, {}))
+        check = METRICS[m].check
+        if check is not None:
+            check(**(options or {}).get(m, {}))
 
 
 def _model_for_scale(model: str | Path | SRModel, scale: int) -> SRModel:
@@ -200,7 +202,7 @@ def evaluate(
     lr_from_disk: bool = False,
     y_channel: bool = True,
     device: str = "cpu",
-    dtype: str = "fp32",
+    dtype: DtypePolicy = "fp32",
     on_image: Callable[[ImageRow], None] | None = None,
     degradation: str | Mapping | None = None,
     degradation_seed: int = 0,
@@ -315,7 +317,7 @@ def evaluate_paired(
     metric_options: Mapping[str, dict] | None = None,
     y_channel: bool = True,
     device: str = "cpu",
-    dtype: str = "fp32",
+    dtype: DtypePolicy = "fp32",
     on_image: Callable[[ImageRow], None] | None = None,
 ) -> EvalReport:
     """Score a model on real LR/HR pairs (``pair_dir/LR``, ``pair_dir/HR``), e.g. RealSR or DRealSR.

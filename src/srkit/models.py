@@ -252,7 +252,8 @@ def load_model(name_or_path: str | Path | SRModel, *, scale: int | None = None) 
     `bicubic`, `lanczos`, optionally `-x<scale>`); a shipped model name (`srkit/weights/<name>.safetensors`);
     a path to srkit safetensors; a path to an authors' checkpoint (`.pth`/`.pt`/`.ckpt`/`.safetensors`, loaded
     with `torch.load(weights_only=True)`; `params_ema`/`params`/`state_dict` wrappers and legacy pickles handled)
-    in a layout of an srkit architecture; anything spandrel recognises.
+    in a layout of an srkit architecture; anything spandrel recognises; an ONNX or TorchScript export
+    (`srkit.export.load`, run by onnxruntime / `torch.jit`, fp32).
 
     Args:
         scale: upscaling factor for scale-free models (classical upsamplers, default 4) and for weights whose
@@ -294,6 +295,13 @@ def load_model(name_or_path: str | Path | SRModel, *, scale: int | None = None) 
         raise ModelLoadError(f"unknown model {name!r}: no such file, and not a known name ({known})")
     if path.is_dir():
         raise ModelLoadError(f"{name!r} is a folder, not a weights file")
+    from srkit.export.load import load_exported
+
+    exported = load_exported(path)  # ONNX / TorchScript files, recognised by content
+    if exported is not None:
+        if scale is not None and scale != exported.info.scale:
+            raise ModelLoadError(f"{path.name} is x{exported.info.scale}, but scale {scale} was asked for")
+        return exported
     sd, meta = _read_checkpoint(path)
     if meta.get("format") == SRKIT_FORMAT:
         model = _load_srkit_safetensors(path, meta, sd)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,7 @@ __all__ = [
     "SeqConv3x3",
     "SharpeningConv",
     "conv_from_tensors",
+    "conv_weight_bias",
     "depthwise_to_dense",
     "fold_1x1_into_kxk",
     "fold_1x1_into_3x3",
@@ -42,6 +44,7 @@ __all__ = [
     "fuse_conv_bn_tensors",
     "identity_kernel",
     "laplacian_kernel",
+    "module_as",
     "pad_1x1_to_3x3",
     "pad_kernel",
     "pad_with_bias",
@@ -181,6 +184,28 @@ def fuse_conv_bn_tensors(weight: Tensor, bias: Tensor | None, running_mean: Tens
     return weight * t.reshape(-1, *([1] * (weight.dim() - 1))), b
 
 
+_M = TypeVar("_M", bound=nn.Module)
+
+
+def module_as(module: object, kind: type[_M]) -> _M:
+    """`module`, checked to be a `kind` (e.g. a layer taken out of an `nn.Sequential`, which types it `Module`)."""
+    if not isinstance(module, kind):
+        raise TypeError(f"expected {kind.__name__}, got {type(module).__name__}")
+    return module
+
+
+def conv_weight_bias(conv: nn.Conv2d) -> tuple[Tensor, Tensor]:
+    """`conv`'s weight and bias (zeros when it has none)."""
+    bias = conv.bias if conv.bias is not None else conv.weight.new_zeros(conv.out_channels)
+    return conv.weight, bias
+
+
+def _pair(v: tuple[int, ...]) -> tuple[int, int]:
+    """A conv geometry tuple (`nn.Conv2d` stores 2 entries, its stubs say any number) as a pair."""
+    a, b = v
+    return a, b
+
+
 def conv_from_tensors(weight: Tensor, bias: Tensor | None, like: nn.Conv2d | None = None) -> nn.Conv2d:
     """A new `nn.Conv2d` holding (detached copies of) `weight` / `bias`.
 
@@ -193,9 +218,10 @@ def conv_from_tensors(weight: Tensor, bias: Tensor | None, like: nn.Conv2d | Non
         in_per_group * groups,
         out_ch,
         (kh, kw),
-        stride=like.stride if like is not None else 1,
-        padding=like.padding if like is not None else (kh // 2, kw // 2),
-        dilation=like.dilation if like is not None else 1,
+        stride=_pair(like.stride) if like is not None else 1,
+        padding=(like.padding if isinstance(like.padding, str) else _pair(like.padding)) if like is not None
+        else (kh // 2, kw // 2),
+        dilation=_pair(like.dilation) if like is not None else 1,
         groups=groups,
         bias=bias is not None,
         padding_mode=like.padding_mode if like is not None else "zeros",
@@ -204,7 +230,7 @@ def conv_from_tensors(weight: Tensor, bias: Tensor | None, like: nn.Conv2d | Non
     )
     with torch.no_grad():
         conv.weight.copy_(weight)
-        if bias is not None:
+        if bias is not None and conv.bias is not None:  # conv has a bias exactly when `bias` is given
             conv.bias.copy_(bias)
     return conv
 
@@ -270,6 +296,8 @@ class SeqConv3x3(nn.Module):
 
     Shapes: (B, in_planes, H, W) -> (B, out_planes, H, W); any value range (linear).
     """
+
+    mask: Tensor  # buffer of the edge-mask types
 
     def __init__(self, seq_type: str, in_planes: int, out_planes: int, depth_multiplier: float = 2.0):
         super().__init__()
@@ -369,11 +397,10 @@ class SharpeningConv(nn.Module):
     def rep_params(self) -> tuple[Tensor, Tensor]:
         """Weight (out_ch, in_ch, 3, 3) and bias (out_ch,) of the equivalent conv; differentiable."""
         if self.fused is not None:
-            return self.fused.weight, self.fused.bias
-        w = self.conv3x3.weight
-        b = self.conv3x3.bias if self.conv3x3.bias is not None else w.new_zeros(self.out_ch)
+            return conv_weight_bias(self.fused)
+        w, b = conv_weight_bias(self.conv3x3)
         for branch in self.branches.values():
-            kw, kb = branch.rep_params()
+            kw, kb = module_as(branch, SeqConv3x3).rep_params()
             w, b = w + kw, b + kb
         if self.with_identity:
             w = w + identity_kernel(self.out_ch, 3, dtype=w.dtype, device=w.device)
@@ -405,6 +432,11 @@ class RepVGGBlock(nn.Module):
     Shapes: (B, in_ch, H, W) -> (B, out_ch, H, W).
     """
 
+    # The training branches; None after switch_to_deploy().
+    rbr_dense: nn.Sequential | None
+    rbr_1x1: nn.Sequential | None
+    rbr_identity: nn.BatchNorm2d | None
+
     def __init__(self, in_ch: int, out_ch: int):
         super().__init__()
         self.in_ch = in_ch
@@ -416,21 +448,33 @@ class RepVGGBlock(nn.Module):
         self.rbr_identity = nn.BatchNorm2d(in_ch) if in_ch == out_ch else None
         self.rbr_reparam: nn.Conv2d | None = None
 
+    def _training_branches(self) -> tuple[nn.Sequential, nn.Sequential]:
+        if self.rbr_dense is None or self.rbr_1x1 is None:
+            raise RuntimeError("RepVGGBlock: switch_to_deploy() removed the training branches")
+        return self.rbr_dense, self.rbr_1x1
+
     def forward(self, x: Tensor) -> Tensor:
         if self.rbr_reparam is not None:
             return self.rbr_reparam(x)
-        y = self.rbr_dense(x) + self.rbr_1x1(x)
+        dense, one = self._training_branches()
+        y = dense(x) + one(x)
         if self.rbr_identity is not None:
             y = y + self.rbr_identity(x)
         return y
 
     def rep_params(self) -> tuple[Tensor, Tensor]:
         """Weight (out, in, 3, 3) and bias (out,) of the equivalent conv (BN running statistics)."""
+        if self.rbr_reparam is not None:
+            return conv_weight_bias(self.rbr_reparam)
+
         def branch(conv_w: Tensor, bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
+            if bn.running_mean is None or bn.running_var is None:
+                raise ValueError("cannot fold a BatchNorm without running statistics")
             return fuse_conv_bn_tensors(conv_w, None, bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps)
 
-        w, b = branch(self.rbr_dense.conv.weight, self.rbr_dense.bn)
-        w1, b1 = branch(pad_1x1_to_3x3(self.rbr_1x1.conv.weight), self.rbr_1x1.bn)
+        dense, one = self._training_branches()
+        w, b = branch(module_as(dense.conv, nn.Conv2d).weight, module_as(dense.bn, nn.BatchNorm2d))
+        w1, b1 = branch(pad_1x1_to_3x3(module_as(one.conv, nn.Conv2d).weight), module_as(one.bn, nn.BatchNorm2d))
         w, b = w + w1, b + b1
         if self.rbr_identity is not None:
             wi, bi = branch(identity_kernel(self.in_ch, 3, dtype=w.dtype, device=w.device), self.rbr_identity)

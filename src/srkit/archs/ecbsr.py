@@ -31,10 +31,12 @@ range-dependent layer).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor, nn
 
-from srkit.archs._blocks import SeqConv3x3, conv_from_tensors, identity_kernel
+from srkit.archs._blocks import SeqConv3x3, conv_from_tensors, conv_weight_bias, identity_kernel
 from srkit.archs._spec import ArchSpec
 
 PAPER = ("Zhang, Zeng, Zhang, 'Edge-oriented Convolution Block for Real-time Super Resolution on Mobile Devices', "
@@ -72,6 +74,7 @@ class ECB(nn.Module):
                 self.conv1x1_sbx = SeqConv3x3("conv1x1-sobelx", inp_planes, out_planes)
                 self.conv1x1_sby = SeqConv3x3("conv1x1-sobely", inp_planes, out_planes)
                 self.conv1x1_lpl = SeqConv3x3("conv1x1-laplacian", inp_planes, out_planes)
+        self.act: nn.Module
         if act_type == "prelu":
             self.act = nn.PReLU(num_parameters=out_planes)
         elif act_type == "relu":
@@ -97,7 +100,7 @@ class ECB(nn.Module):
 
     def rep_params(self) -> tuple[Tensor, Tensor]:
         """(out, in, 3, 3) weight and (out,) bias of the single conv equal to the branch sum; differentiable."""
-        w, b = self.conv3x3.weight, self.conv3x3.bias
+        w, b = conv_weight_bias(self.conv3x3)
         if self.deploy:
             return w, b
         for branch in self._branches():
@@ -150,19 +153,21 @@ class ECBSR(nn.Module):
         self.colors = colors
         self.rgb_range = float(rgb_range)
         self.upsampler_type = upsampler
-        opts = dict(depth_multiplier=depth_multiplier, with_idt=with_idt, deploy=deploy, edge_branches=edge_branches)
-        layers = [ECB(colors, channel_nums, act_type=act_type, **opts)]
-        layers += [ECB(channel_nums, channel_nums, act_type=act_type, **opts) for _ in range(module_nums)]
+        ecb = functools.partial(ECB, depth_multiplier=depth_multiplier, with_idt=with_idt, deploy=deploy,
+                                edge_branches=edge_branches)
+        layers = [ecb(colors, channel_nums, act_type=act_type)]
+        layers += [ecb(channel_nums, channel_nums, act_type=act_type) for _ in range(module_nums)]
+        self.upsampler: nn.Module
         if upsampler == "pixelshuffle":
-            layers += [ECB(channel_nums, colors * scale * scale, act_type="linear", **opts)]
+            layers += [ecb(channel_nums, colors * scale * scale, act_type="linear")]
             self.upsampler = nn.PixelShuffle(scale)
         elif upsampler == "bicubic_pre":
             from srkit.ops.resize import MatlabResize
 
-            layers += [ECB(channel_nums, colors, act_type="linear", **opts)]
+            layers += [ecb(channel_nums, colors, act_type="linear")]
             self.pre_upsample = MatlabResize(scale)
         else:
-            layers += [ECB(channel_nums, channel_nums, act_type=act_type, **opts)]
+            layers += [ecb(channel_nums, channel_nums, act_type=act_type)]
             if upsampler == "deconv":
                 # Kernel s + 2p, stride s, padding p: output exactly s x the input, each HR pixel fed by <= 2 LR px.
                 pad = scale // 2

@@ -72,6 +72,9 @@ class MeanShift(nn.Module):
     buffers so they load from checkpoints (whatever values they hold) without being trained. C = len(rgb_mean).
     """
 
+    weight: torch.Tensor  # buffer
+    bias: torch.Tensor  # buffer
+
     def __init__(self, rgb_range: float, rgb_mean=DIV2K_RGB_MEAN, sign: int = -1):
         super().__init__()
         c = len(rgb_mean)

@@ -82,7 +82,7 @@ class IMDModule(nn.Module):
         self.cca = CCALayer(d * 4)
 
     def forward(self, x: Tensor) -> Tensor:
-        split = (self.distilled_channels, self.remaining_channels)
+        split = [self.distilled_channels, self.remaining_channels]
         d1, r1 = torch.split(self.act(self.c1(x)), split, dim=1)
         d2, r2 = torch.split(self.act(self.c2(r1)), split, dim=1)
         d3, r3 = torch.split(self.act(self.c3(r2)), split, dim=1)

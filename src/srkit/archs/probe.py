@@ -29,7 +29,8 @@ def measure_receptive_field(module: nn.Module, scale: int, in_channels: int = 3,
     c = side // 2
     oy = c * scale + scale // 2
     y[..., oy, oy].sum().backward()
-    g = x.grad.abs().sum(dim=(0, 1))
+    grad = x.grad if x.grad is not None else torch.zeros_like(x)  # None: the output does not depend on x
+    g = grad.abs().sum(dim=(0, 1))
     m.float()
     nz = torch.nonzero(g > 0)
     if nz.numel() == 0:

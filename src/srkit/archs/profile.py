@@ -27,19 +27,26 @@ def describe(model: SRModel) -> dict:
     from srkit.deployment import deploy
 
     info = model.info
-    params = sum(p.numel() for p in model.module.parameters())
-    # Re-parameterised models are costed in their inference form; the training-form size is reported beside it.
-    deployed = deploy(model)
-    params_deployed = sum(p.numel() for p in deployed.module.parameters())
-    per_lr = macs_per_lr_pixel(deployed)
     s = info.scale
+    exported = info.options.get("format") in ("onnx", "torchscript")
+    if exported:
+        # A graph run by onnxruntime / torch.jit: its cost is what srkit measured before exporting (if it did).
+        params = params_deployed = None
+        per_lr = info.macs_per_lr_pixel
+    else:
+        params = sum(p.numel() for p in model.module.parameters())
+        # Re-parameterised models are costed in their inference form; the training-form size is reported beside.
+        deployed = deploy(model)
+        params_deployed = sum(p.numel() for p in deployed.module.parameters())
+        per_lr = macs_per_lr_pixel(deployed)
     return {
         "arch": info.arch,
         "scale": s,
+        **({"format": info.options["format"]} if exported else {}),
         "params": params_deployed,
         "params_training_form": params,
-        "macs_per_output_pixel": per_lr / (s * s),
-        "macs_720p_G": per_lr * (1280 * 720) / (s * s) / 1e9,
+        "macs_per_output_pixel": None if per_lr is None else per_lr / (s * s),
+        "macs_720p_G": None if per_lr is None else per_lr * (1280 * 720) / (s * s) / 1e9,
         "receptive_field": info.receptive_field,
         "color_space": info.color_space,
         "channels": info.in_channels,

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from srkit.archs._blocks import fold_1x1_into_3x3, fold_kxk_into_1x1, pad_1x1_to_3x3
+from srkit.archs._blocks import fold_1x1_into_3x3, fold_kxk_into_1x1, module_as, pad_1x1_to_3x3
 from srkit.archs._spec import ArchSpec
 
 PAPER = ("Wan, Yu, Li, Chen, Zou, Liu, Yin, Zuo, 'Swift Parameter-free Attention Network for Efficient "
@@ -82,7 +82,7 @@ class Conv3XC(nn.Module):
         """(c_out, c_in, 3, 3) weight and (c_out,) bias of the folded conv; differentiable."""
         if self.deploy:
             return self.eval_conv.weight, self.eval_conv.bias
-        c0, c1, c2 = self.conv
+        c0, c1, c2 = (module_as(c, nn.Conv2d) for c in self.conv)
         return _fold_conv3xc(self.sk.weight, self.sk.bias, c0.weight, c0.bias, c1.weight, c1.bias, c2.weight,
                              c2.bias)
 
@@ -93,7 +93,7 @@ class Conv3XC(nn.Module):
             return
         w, b = self.rep_params()
         self.eval_conv.weight.copy_(w)
-        if b is not None:
+        if b is not None and self.eval_conv.bias is not None:  # both or neither: one `bias` flag made them
             self.eval_conv.bias.copy_(b)
 
     def switch_to_deploy(self) -> None:
@@ -170,6 +170,8 @@ class SPAN(nn.Module):
         rgb_mean: per-channel mean subtracted from the input (DIV2K RGB mean); for num_in_ch != 3 its average.
         deploy: build the folded form (only ``eval_conv`` in each Conv3XC).
     """
+
+    mean: Tensor  # buffer (not saved)
 
     def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, feature_channels: int = 48, upscale: int = 4,
                  img_range: float = 255.0, rgb_mean: tuple[float, ...] = DIV2K_RGB_MEAN, deploy: bool = False):

@@ -101,6 +101,8 @@ class WindowAttention(nn.Module):
     Maps (B, nW, N, C) tokens (N = ws*ws) to the same shape; `mask` (nW, N, N) of 0 / -100 or None.
     """
 
+    relative_position_index: torch.Tensor  # buffer
+
     def __init__(self, dim: int, window_size: int, num_heads: int, qkv_bias: bool = True):
         super().__init__()
         self.dim = dim
@@ -271,6 +273,8 @@ class SwinIR(nn.Module):
         resi_connection: "1conv" or "3conv".
         num_feat: channels of the reconstruction head (64; unused by "pixelshuffledirect").
     """
+
+    mean: torch.Tensor  # buffer (not saved)
 
     def __init__(self, upscale: int = 4, in_chans: int = 3, embed_dim: int = 180,
                  depths: tuple[int, ...] = (6, 6, 6, 6, 6, 6), num_heads: tuple[int, ...] = (6, 6, 6, 6, 6, 6),

@@ -7,7 +7,9 @@ exit 1; a traceback is shown only with `--verbose`.
 from __future__ import annotations
 
 import sys
-from typing import Optional
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, Optional
 
 import typer
 
@@ -52,7 +54,7 @@ def _root(
 
 
 # name -> (command module, example shown under --help); one table so every command is registered the same way.
-_COMMANDS = {
+_COMMANDS: dict[str, tuple[ModuleType, Callable[..., Any], str]] = {
     "eval": (eval_cmd, eval_cmd.eval_command,
              "srkit eval --model bicubic --data ../shared/datasets --sets Set5 Set14 --scales 2 4"),
     "info": (info_cmd, info_cmd.info_command, "srkit info edsr-baseline --scale 4"),
@@ -120,9 +122,10 @@ def main(argv: list[str] | None = None) -> None:
             cmd = ctx.command_path if ctx is not None else "srkit"
             print(f"{cmd}: error: {e.format_message()} (see '{cmd} --help')", file=sys.stderr)
             sys.exit(2)
-        if hasattr(e, "format_message") and isinstance(getattr(e, "exit_code", None), int):
+        exit_code = getattr(e, "exit_code", None)
+        if hasattr(e, "format_message") and isinstance(exit_code, int):
             print(f"srkit: error: {e.format_message()}", file=sys.stderr)
-            sys.exit(e.exit_code)
+            sys.exit(exit_code)
         if verbose:
             raise
         print(f"srkit: internal error: {type(e).__name__}: {e} (rerun with --verbose for a traceback)", file=sys.stderr)

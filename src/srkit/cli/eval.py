@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, get_args
 
 import typer
+
+if TYPE_CHECKING:  # not imported at run time: `srkit --help` does not load torch
+    from srkit.infer.network import DtypePolicy
 
 HELP = """Score a model on benchmark sets (PSNR/SSIM on Y, border = scale, MATLAB bicubic LR).
 
@@ -42,6 +45,18 @@ def _write_atomic(path: Path, text: str) -> None:
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise SrkitError(f"cannot write {str(path)!r}: {e.strerror or e}") from None
+
+
+def _dtype_policy(value: str) -> DtypePolicy:
+    """`--dtype` as a policy name; ConfigError (the message `Upscaler` gives) when it is none."""
+    from srkit.errors import ConfigError
+    from srkit.infer import network
+
+    policies = get_args(network.DtypePolicy)
+    for policy in policies:
+        if value == policy:
+            return policy
+    raise ConfigError(f"unknown dtype {value!r}; choose {', '.join(policies)}")
 
 
 def eval_command(
@@ -87,6 +102,7 @@ def eval_command(
         raise ConfigError("--degradation and --lr-from-disk exclude each other")
     if paired is not None and (degradation is not None or lr_from_disk):
         raise ConfigError("--paired scores the stored LR images: drop --degradation / --lr-from-disk")
+    dtype_policy = _dtype_policy(dtype)  # a typo fails before any image is read
     if degradation is not None:
         from srkit.degrade.pipeline import parse_degradation
 
@@ -112,12 +128,12 @@ def eval_command(
             from srkit.evaluate import evaluate_paired
 
             report = evaluate_paired(model, paired, metrics=metrics, metric_options=options, y_channel=not rgb,
-                                     device=device, dtype=dtype, on_image=tick)
+                                     device=device, dtype=dtype_policy, on_image=tick)
         else:
             report = evaluate(
                 model, root, sets, scales, metrics=metrics, metric_options=options, lr_from_disk=lr_from_disk,
                 y_channel=not rgb,
-                device=device, dtype=dtype, on_image=tick, degradation=degradation,
+                device=device, dtype=dtype_policy, on_image=tick, degradation=degradation,
                 degradation_seed=degradation_seed,
             )
     table = Table(title=f"{report.model} — {'RGB' if rgb else 'Y'}, border = scale, LR: {report.lr_source}")

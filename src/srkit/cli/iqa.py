@@ -11,7 +11,7 @@ import os
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -111,11 +111,12 @@ def score_command(
                           f"metrics ({no_ref})")
     references = _reference_index(ref) if ref is not None else None
     for m in full_ref:
-        if METRICS[m].check is not None:
-            METRICS[m].check()  # e.g. LPIPS's backbone file: fail before the first image
+        check = METRICS[m].check
+        if check is not None:
+            check()  # e.g. LPIPS's backbone file: fail before the first image
     niqe_params = load_niqe_params(params) if "niqe" in metrics else None  # a bad file fails before any image
-    kwargs = {m: {"border": crop_border} if METRICS[m].needs_reference else {"crop_border": crop_border}
-              for m in metrics}
+    kwargs: dict[str, dict[str, Any]] = {
+        m: {"border": crop_border} if METRICS[m].needs_reference else {"crop_border": crop_border} for m in metrics}
     if niqe_params is not None:
         kwargs["niqe"].update(params=niqe_params, color=color.value)
     models = {"niqe": niqe_params.name} if niqe_params is not None else {}

@@ -34,11 +34,14 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from srkit.io import IMAGE_SUFFIXES  # suffixes walked in folders: the formats srkit.io reads
+
+if TYPE_CHECKING:  # not imported at run time: `srkit --help` does not load torch
+    from srkit.infer.engine import TileSetting
 
 # Same as srkit.infer.api.DEFAULT_MODEL, not imported from there so that `srkit --help` does not load torch.
 DEFAULT_MODEL = "balanced-x4"
@@ -86,7 +89,7 @@ class AlphaMode(str, Enum):
     model = "model"
 
 
-def parse_tile(value: str) -> int | str | None:
+def parse_tile(value: str) -> TileSetting:
     """`--tile`: "auto", "none"/"0" (whole image) or an LR tile side >= 8."""
     v = str(value).strip().lower()
     if v == "auto":

@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -198,12 +198,15 @@ class _Entry:
     lr: np.ndarray | None
 
 
-class _PatchDataset(Dataset):
+_Src = TypeVar("_Src")  # what a subclass reads one image (pair) from
+
+
+class _PatchDataset(Dataset, Generic[_Src]):
     """Shared sampling logic of :class:`HRFolder` and :class:`PairedFolder`; subclasses provide ``_load``."""
 
     def __init__(
         self,
-        sources: Sequence[object],
+        sources: Sequence[_Src],
         *,
         scale: int,
         patch_size: int,
@@ -228,7 +231,7 @@ class _PatchDataset(Dataset):
         self._sources = list(sources)
         self.skipped = 0
         entries: list[_Entry] = []
-        kept: list[object] = []
+        kept: list[_Src] = []
         p = self.patch_size
         # One pass over the files now, whatever `cache` says: sizes (to skip small images and count sliding
         # positions) and content samplers must be known before the first __getitem__, in every worker alike.
@@ -255,11 +258,11 @@ class _PatchDataset(Dataset):
             self._offsets = np.cumsum([0, *counts])
 
     # -- to override -------------------------------------------------------------------
-    def _load(self, src: object) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
+    def _load(self, src: _Src) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
         """Return uint8 (H, W, 3) HR, modcropped, and uint8 (H/s, W/s, 3) LR for one source."""
         raise NotImplementedError
 
-    def _name(self, src: object) -> str:  # pragma: no cover - abstract
+    def _name(self, src: _Src) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
     # -- public --------------------------------------------------------------------------
@@ -343,7 +346,7 @@ class _PatchDataset(Dataset):
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
-class HRFolder(_PatchDataset):
+class HRFolder(_PatchDataset[Path]):
     """Random (LR, HR) training patches from HR images; LR is synthesised once per image.
 
     Each image is read, brought to 8-bit RGB, modcropped to a multiple of ``scale`` and degraded ONCE, whole
@@ -425,8 +428,8 @@ class HRFolder(_PatchDataset):
             state["degrade"] = None
         return state
 
-    def _name(self, src: object) -> str:
-        return Path(src).stem  # type: ignore[arg-type]
+    def _name(self, src: Path) -> str:
+        return Path(src).stem
 
     def _cut(self, j: int, top: int, left: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         d = self.degradation
@@ -447,8 +450,8 @@ class HRFolder(_PatchDataset):
         hr_patch = hr_t[0, :, dt * s : (dt + p) * s, dl * s : (dl + p) * s]
         return _to_uint8(lr_patch), _to_uint8(hr_patch)
 
-    def _load(self, src: object) -> tuple[np.ndarray, np.ndarray]:
-        path = Path(src)  # type: ignore[arg-type]
+    def _load(self, src: Path) -> tuple[np.ndarray, np.ndarray]:
+        path = Path(src)
         hr = modcrop(read_rgb8(path), self.scale)
         lr = bicubic_lr(hr, self.scale) if self.degrade is None else self.degrade(hr)
         want = (hr.shape[0] // self.scale, hr.shape[1] // self.scale, 3)
@@ -480,7 +483,7 @@ def _few(names: Sequence[str]) -> str:
     return shown + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
 
 
-class PairedFolder(_PatchDataset):
+class PairedFolder(_PatchDataset[tuple[str, Path, Path]]):
     """Training patches from stored (LR, HR) pairs, e.g. DIV2K's ``X4/0001x4.png`` with ``0001.png``.
 
     Pairs are matched by file stem (both folders searched recursively); an LR name may carry an
@@ -543,11 +546,11 @@ class PairedFolder(_PatchDataset):
             cache=cache,
         )
 
-    def _name(self, src: object) -> str:
-        return src[0]  # type: ignore[index]
+    def _name(self, src: tuple[str, Path, Path]) -> str:
+        return src[0]
 
-    def _load(self, src: object) -> tuple[np.ndarray, np.ndarray]:
-        _, lr_path, hr_path = src  # type: ignore[misc]
+    def _load(self, src: tuple[str, Path, Path]) -> tuple[np.ndarray, np.ndarray]:
+        _, lr_path, hr_path = src
         hr_full = read_rgb8(hr_path)
         lr = read_rgb8(lr_path)
         want = (hr_full.shape[0] // self.scale, hr_full.shape[1] // self.scale)

@@ -94,7 +94,8 @@ def buckets(
     """
     units: dict[Size, list[int]] = {}
     for i in items:
-        units.setdefault(tuple(sizes[i]), []).append(i)
+        h, w = sizes[i]
+        units.setdefault((h, w), []).append(i)
     out: list[tuple[list[int], int, int]] = []
     group: list[int] = []
     gh = gw = area = 0

@@ -167,13 +167,13 @@ def jpeg_bytes(image: np.ndarray, quality: int) -> bytes:
 
 
 def _qualities(quality: int | Sequence[int], batch: int) -> list[int]:
-    if isinstance(quality, (int, np.integer)) and not isinstance(quality, bool):
-        return [_check_int_quality(quality)] * batch
-    if isinstance(quality, torch.Tensor):
-        quality = quality.tolist()
-    if isinstance(quality, (str, bytes)) or not isinstance(quality, Sequence | np.ndarray):
-        _check_int_quality(quality)  # raises with the usual message
-    qs = [_check_int_quality(v, f"jpeg.quality[{i}]") for i, v in enumerate(quality)]
+    # A tensor becomes a list, or a plain number when it is 0-dim (then it is one quality for the batch).
+    q: object = quality.tolist() if isinstance(quality, torch.Tensor) else quality
+    if isinstance(q, (int, np.integer)) and not isinstance(q, bool):
+        return [_check_int_quality(q)] * batch
+    if isinstance(q, (str, bytes)) or not isinstance(q, Sequence | np.ndarray):
+        raise ConfigError(f"jpeg.quality: {q!r} is not an integer in 1..100")  # as _check_int_quality says it
+    qs = [_check_int_quality(v, f"jpeg.quality[{i}]") for i, v in enumerate(q)]
     if len(qs) != batch:
         raise ConfigError(f"jpeg.quality: {len(qs)} qualities given for a batch of {batch}")
     return qs

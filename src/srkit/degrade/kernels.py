@@ -371,8 +371,11 @@ def draw_kernel_record(settings: BlurSettings, generator: torch.Generator) -> di
     size = settings.kernel_sizes[_choice(g, len(settings.kernel_sizes))]
     if _uniform(g, 0.0, 1.0) < settings.sinc_prob:
         return {"kernel": "sinc", "size": size, "cutoff": _uniform(g, *_default_cutoff_range(size))}
-    names = [n for n, _ in settings.kernel_probs]
-    weights = [p for _, p in settings.kernel_probs]
+    pairs = settings.kernel_probs
+    if isinstance(pairs, Mapping):  # check() stores pairs; a mapping would iterate over its names only
+        pairs = tuple(pairs.items())
+    names = [n for n, _ in pairs]
+    weights = [p for _, p in pairs]
     u = _uniform(g, 0.0, sum(weights))
     acc = 0.0
     for name, p in zip(names, weights, strict=True):

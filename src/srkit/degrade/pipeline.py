@@ -59,9 +59,9 @@ class SharpenTargetCfg(BaseModel):
     """Unsharp masking of the HR target (Real-ESRGAN's USM ground truth): weight, sigma (px), threshold (8-bit)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    weight: float = Field(0.5, ge=0.0)
-    sigma: float = Field(8.0, gt=0.0, le=16.0)
-    threshold: float = Field(10.0, ge=0.0, le=255.0)
+    weight: float = Field(default=0.5, ge=0.0)
+    sigma: float = Field(default=8.0, gt=0.0, le=16.0)
+    threshold: float = Field(default=10.0, ge=0.0, le=255.0)
 
 
 class DegradationCfg(BaseModel):
@@ -82,7 +82,7 @@ class DegradationCfg(BaseModel):
     steps: list[Step] | None = None
     sharpen_target: SharpenTargetCfg | None = None
     on: Literal["loader", "batch"] = "loader"
-    margin: int = Field(4, ge=0, le=64)
+    margin: int = Field(default=4, ge=0, le=64)
 
     @model_validator(mode="after")
     def _one_source(self) -> DegradationCfg:
@@ -97,7 +97,9 @@ class DegradationCfg(BaseModel):
     def resolved_steps(self) -> tuple[Step, ...]:
         if self.steps is not None:
             return tuple(self.steps)
-        return preset_steps(self.preset)  # type: ignore[arg-type]
+        if self.preset is None:  # the validator above allows this only with steps
+            raise ConfigError("degradation: give either preset or steps")
+        return preset_steps(self.preset)
 
 
 def _reaches_target(steps: Sequence[Any]) -> bool:
@@ -201,8 +203,8 @@ def _blur_settings(step: BlurStep):
     from srkit.degrade.kernels import BlurSettings
 
     return BlurSettings(kernel_sizes=tuple(step.kernel_sizes), kernel_probs=dict(step.kernel_probs),
-                        sigma=tuple(step.sigma), beta_generalized=tuple(step.beta_generalized),
-                        beta_plateau=tuple(step.beta_plateau), sinc_prob=step.sinc_prob)
+                        sigma=step.sigma, beta_generalized=step.beta_generalized,
+                        beta_plateau=step.beta_plateau, sinc_prob=step.sinc_prob)
 
 
 def _scaled(size: tuple[int, int], f: float) -> tuple[int, int]:
@@ -232,7 +234,7 @@ def _sample(step: Step, ctx: _Ctx) -> None:
     elif isinstance(step, SincStep):
         from srkit.degrade.kernels import draw_sinc_record
 
-        krec = draw_sinc_record(tuple(step.kernel_sizes), gen, None if step.cutoff is None else tuple(step.cutoff))
+        krec = draw_sinc_record(tuple(step.kernel_sizes), gen, step.cutoff)
         rec = {"op": "blur", **krec}
     elif isinstance(step, ResizeStep):
         direction = ("up", "down", "keep")[_choice(gen, step.up_down_keep)]
@@ -314,7 +316,7 @@ class Degradation:
             (list of dicts) per image.
         """
         _check_batch(hr, scale)
-        records = [self.sample(hr.shape[-2:], scale, generator) for _ in range(hr.shape[0])]
+        records = [self.sample((hr.shape[-2], hr.shape[-1]), scale, generator) for _ in range(hr.shape[0])]
         return self.replay(hr, scale, records), records
 
     @staticmethod

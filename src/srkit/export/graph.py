@@ -53,6 +53,8 @@ class MatlabUpsample(nn.Module):
     rounding for H, W >= K (2 for cubic, 4 for lanczos3).
     """
 
+    weight: torch.Tensor  # buffer (not saved)
+
     def __init__(self, scale: int, kernel: str = "cubic"):
         super().__init__()
         if int(scale) != scale or scale < 1:
@@ -133,3 +135,31 @@ def inference_form(model: SRModel) -> SRModel:
 
         return deploy(model)
     return model.eval()
+
+
+#: Key of the srkit metadata in an export (ONNX `metadata_props`, TorchScript extra file `srkit.json`).
+EXPORT_METADATA_KEY = "srkit"
+
+
+def export_metadata(model: SRModel, channels: int) -> dict:
+    """What srkit writes into its exports so that `srkit.export.load` can run them as models: the graph's
+    channels (colour handling is inside the graph), scale, and what tiling needs (receptive field, size
+    multiple), with the source model's architecture and cost (MACs per LR pixel of `model`, which the
+    exporters pass deployed)."""
+    info = model.info
+    macs = info.macs_per_lr_pixel
+    if macs is None:
+        from srkit.archs.profile import macs_per_lr_pixel
+
+        macs = float(macs_per_lr_pixel(model))
+    return {
+        "format": "srkit-export",
+        "version": 1,
+        "arch": info.arch,
+        "scale": int(info.scale),
+        "channels": int(channels),
+        "color_space_inside": info.color_space,
+        "receptive_field": info.receptive_field,
+        "size_multiple": int(info.size_multiple),
+        "macs_per_lr_pixel": macs,
+    }

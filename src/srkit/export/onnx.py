@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import json
 import logging
 import math
 import os
@@ -26,7 +27,7 @@ import torch
 from srkit.errors import ConfigError, ModelLoadError
 from srkit.models import SRModel
 
-__all__ = ["export_onnx", "onnx_model_bytes", "check_sizes", "DEFAULT_OPSET"]
+__all__ = ["DEFAULT_OPSET", "OrtModule", "check_sizes", "export_onnx", "onnx_model_bytes", "ort_session"]
 
 DEFAULT_OPSET = 17
 _MAX_PROTO_BYTES = 2**31 - 1  # protobuf's limit for a single-file model
@@ -73,6 +74,21 @@ def _dims_dynamic(proto) -> bool:
     return len(dims) == 4 and all(d.dim_param or not d.HasField("dim_value") for d in (dims[2], dims[3]))
 
 
+def _name_dynamic_axes(proto) -> None:
+    """Name the dynamic axes of the graph's input (batch, height, width) and output (batch, out_height,
+    out_width), whatever the exporter called them; the output's batch follows the input's (the torch.export
+    exporter may leave it fixed at the trace's 1)."""
+    for value, names in ((proto.graph.input[0], ("batch", None, "height", "width")),
+                         (proto.graph.output[0], ("batch", None, "out_height", "out_width"))):
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) != 4:
+            continue
+        for d, name in zip(dims, names):
+            if name is not None:
+                d.ClearField("dim_value")
+                d.dim_param = name
+
+
 def _export_dynamo(net: torch.nn.Module, example: torch.Tensor, opset: int):
     from torch.export import Dim
 
@@ -80,6 +96,8 @@ def _export_dynamo(net: torch.nn.Module, example: torch.Tensor, opset: int):
         net, (example,), dynamo=True, opset_version=opset, input_names=["input"], output_names=["output"],
         dynamic_shapes=({0: Dim.AUTO, 2: Dim.AUTO, 3: Dim.AUTO},), verbose=False, optimize=True,
     )
+    if prog is None:  # torch returns None only for the legacy exporter (dynamo=False)
+        raise RuntimeError("torch.onnx.export returned no ONNX program")
     return prog.model_proto
 
 
@@ -87,8 +105,10 @@ def _export_legacy(net: torch.nn.Module, example: torch.Tensor, opset: int):
     import onnx
 
     buf = io.BytesIO()
+    # The legacy exporter writes to a file object too; torch annotates `f` as a path only.
     torch.onnx.export(
-        net, (example,), buf, dynamo=False, opset_version=opset, input_names=["input"], output_names=["output"],
+        net, (example,), buf,  # type: ignore[arg-type]
+        dynamo=False, opset_version=opset, input_names=["input"], output_names=["output"],
         dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"},
                       "output": {0: "batch", 2: "out_height", 3: "out_width"}},
     )
@@ -111,7 +131,7 @@ def onnx_model_bytes(
     Raises:
         ConfigError: no exporter produced a graph with dynamic height and width (the reasons are in the message).
     """
-    from srkit.export.graph import ExportableSRModel, default_channels
+    from srkit.export.graph import EXPORT_METADATA_KEY, ExportableSRModel, default_channels, export_metadata
 
     if exporter not in ("auto", "dynamo", "legacy"):
         raise ConfigError(f"exporter must be auto, dynamo or legacy, got {exporter!r}")
@@ -137,12 +157,31 @@ def onnx_model_bytes(
         if not _dims_dynamic(proto):
             reasons.append(f"{name}: height/width came out static")
             continue
+        _name_dynamic_axes(proto)
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = EXPORT_METADATA_KEY, json.dumps(export_metadata(net_model, c))
         if proto.ByteSize() > _MAX_PROTO_BYTES:
             raise ConfigError(f"{model.info.arch}: the ONNX model would exceed 2 GB (external data not supported)")
         info = {"exporter": name, "opset": max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
                 "channels": c, "trace_size": [th, tw]}
         return proto.SerializeToString(), info
     raise ConfigError(f"{model.info.arch} does not export to ONNX ({'; '.join(reasons)})")
+
+
+class OrtModule(torch.nn.Module):
+    """An onnxruntime session as a module: (B, C, H, W) float tensor -> (B, C', H', W') float32 tensor, computed
+    on the CPU or the session's provider (the result comes back on the input's device). `InferenceSession.run`
+    is thread-safe, so one module may serve several threads."""
+
+    def __init__(self, session):
+        super().__init__()
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        arr = np.ascontiguousarray(x.detach().float().cpu().numpy())
+        out = self.session.run(None, {self.input_name: arr})[0]
+        return torch.from_numpy(out).to(x.device)
 
 
 def _first_line(e: BaseException) -> str:
@@ -161,7 +200,7 @@ def ort_session(data: bytes, device: str = "cpu", threads: int = 0):
     so = ort.SessionOptions()
     so.log_severity_level = 3
     so.intra_op_num_threads = threads if threads > 0 else torch.get_num_threads()
-    providers = ["CPUExecutionProvider"]
+    providers: list[str | tuple[str, dict[str, int]]] = ["CPUExecutionProvider"]
     if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
         dev_id = torch.device(device).index or 0
         providers = [("CUDAExecutionProvider", {"device_id": dev_id}), "CPUExecutionProvider"]

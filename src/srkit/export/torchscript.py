@@ -12,6 +12,7 @@ PyTorch 2.14 marks `torch.jit` deprecated (in favour of `torch.export`); the for
 from __future__ import annotations
 
 import io
+import json
 import warnings
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def export_torchscript(
             size-dependent branch).
         ModelLoadError: the file cannot be written.
     """
-    from srkit.export.graph import ExportableSRModel, default_channels
+    from srkit.export.graph import EXPORT_METADATA_KEY, ExportableSRModel, default_channels, export_metadata
     from srkit.export.onnx import _first_line, _prepare, check_sizes, write_atomic
 
     ref_model = _prepare(model)
@@ -56,7 +57,8 @@ def export_torchscript(
             traced = torch.jit.trace(net, (example,), check_trace=False)
             traced = torch.jit.freeze(traced.eval())
             buf = io.BytesIO()
-            torch.jit.save(traced, buf)
+            meta = json.dumps(export_metadata(ref_model, c))
+            torch.jit.save(traced, buf, _extra_files={f"{EXPORT_METADATA_KEY}.json": meta})
     except Exception as e:  # noqa: BLE001 - the tracer raises many kinds of errors
         raise ConfigError(f"{model.info.arch} does not trace to TorchScript: {_first_line(e)}") from None
     data = buf.getvalue()

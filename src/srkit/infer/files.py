@@ -23,12 +23,13 @@ from srkit.infer.engine import AlphaMode, Request, TileSetting, available_memory
 from srkit.infer.network import DtypePolicy
 from srkit.infer.upscaler import Upscaler
 from srkit.io.checks import is_int
-from srkit.io.formats import FORMAT_NAMES, WRITABLE, write_format
+from srkit.io.formats import FORMAT_NAMES, HEIF_MAX_SIDE, WRITABLE, write_format
 from srkit.srmodel import SRModel
 
 __all__ = [
     "STREAM_CAP_BYTES",
     "STREAM_MEMORY_SHARE",
+    "HEIF_MAX_SIDE",
     "WEBP_MAX_SIDE",
     "WHOLE_IMAGE_COPIES",
     "same_file",
@@ -80,6 +81,8 @@ STREAM_MEMORY_SHARE = 0.5
 STREAM_CAP_BYTES = 1 << 30
 #: WebP stores at most this many pixels a side.
 WEBP_MAX_SIDE = 16383
+#: Output formats built whole in memory only (libvips encodes PNG and JPEG from strips; TIFF is written in tiles).
+_NOT_STREAMED = ("WEBP", "BMP", "HEIF", "AVIF", "JPEG2000")
 # Side of the tiles of streamed TIFFs (final, or the temporary one libvips converts to PNG/JPEG).
 _STREAM_TILE = 256
 _LAYOUT_NAMES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -199,8 +202,10 @@ def upscale_file(
     """Read `src`, upscale it, write `dst` (atomically) with its metadata; returns `Path(dst)`.
 
     Args:
-        format: output format ("png", "jpg"/"jpeg", "webp", "bmp", "tif"/"tiff"); default: from `dst`'s suffix.
-        quality: JPEG/WebP quality 1..100 (100 = lossless WebP).
+        format: output format ("png", "jpg"/"jpeg", "webp", "bmp", "tif"/"tiff", "heic"/"heif", "avif",
+            "jp2"/"j2k"); default: from `dst`'s suffix.
+        quality: JPEG/WebP/HEIF/AVIF/JPEG 2000 quality 1..100 (100 = lossless WebP, HEIF and JPEG 2000; see
+            `srkit.io.write_image`).
         model, scale, tile, dtype, device, alpha, tta, inputs, seed: as in `srkit.infer.api.upscale`; pass an
             `Upscaler` to share one model over many files.
         stream: True: build the output strip by strip in bounded memory; False: build it whole in memory;
@@ -216,15 +221,17 @@ def upscale_file(
     on any failure) that libvips (`pyvips`) converts reading it sequentially: PNG at zlib level 3 with adaptive
     row filters (the whole-image path: Pillow's level 6 for 8 bits, level 3 for 16 bits; same pixels, files a
     few % apart), JPEG at the same quality and chroma subsampling as the whole-image path. The metadata bytes
-    (ICC, EXIF, DPI) are the whole-image path's. WebP and BMP cannot be streamed: ConfigError, write TIFF or
-    PNG. WebP is also refused (ConfigError) over 16383 px a side.
+    (ICC, EXIF, DPI) are the whole-image path's. WebP, BMP, HEIF, AVIF and JPEG 2000 cannot be streamed:
+    ConfigError, write TIFF or PNG. WebP is also refused (ConfigError) over 16383 px a side, HEIF and AVIF over
+    `HEIF_MAX_SIDE` (16384) px a side, before the model runs.
 
     Kept: ICC profile, EXIF (orientation already applied), DPI x scale, bit depth and layout as far as the
     format stores them (see the module docstring). Animated/multi-page input is refused (extract frames first).
 
     Raises:
         ImageReadError: `src` unreadable, animated or multi-page. ImageWriteError: `dst` is `src`, or cannot be
-        written in that format (e.g. alpha to JPEG). ModelLoadError / ConfigError: model problems, WebP/BMP that
+        written in that format (e.g. alpha to JPEG). ModelLoadError / ConfigError: model problems, WebP/BMP/HEIF/
+        AVIF/JPEG 2000 that
         would need streaming, pyvips missing for a streamed PNG/JPEG.
     """
     from srkit.io import read_image, write_image
@@ -252,10 +259,13 @@ def upscale_file(
     if fmt == "WEBP" and max(h, w) * s > WEBP_MAX_SIDE:
         raise ConfigError(f"cannot write '{dst_p}': {w * s} x {h * s} is over WebP's {WEBP_MAX_SIDE} px side "
                           "limit; write TIFF or PNG instead")
-    if streaming and fmt in ("WEBP", "BMP"):
+    if fmt in ("HEIF", "AVIF") and max(h, w) * s > HEIF_MAX_SIDE:
+        raise ConfigError(f"cannot write '{dst_p}': {w * s} x {h * s} is over {fmt}'s {HEIF_MAX_SIDE} px side "
+                          "limit; write TIFF or PNG instead")
+    if streaming and fmt in _NOT_STREAMED:
         why = "streaming was asked for" if stream else (
             f"a whole-image upscale would need ~{need / 2**30:.1f} GiB (budget {stream_budget() / 2**30:.1f} GiB)")
-        name = {"WEBP": "WebP"}.get(fmt, fmt)
+        name = {"WEBP": "WebP", "JPEG2000": "JPEG 2000"}.get(fmt, fmt)
         raise ConfigError(f"cannot write '{dst_p}': {name} output cannot be streamed and {why}; write TIFF or PNG "
                           "instead")
     if streaming:

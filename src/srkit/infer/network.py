@@ -16,7 +16,6 @@ import weakref
 from dataclasses import dataclass
 from typing import Literal, cast, get_args
 
-import numpy as np
 import torch
 
 from srkit.errors import ConfigError
@@ -28,7 +27,6 @@ __all__ = [
     "DtypePolicy",
     "MaxFormPReLU",
     "NetworkKey",
-    "OrtModule",
     "PreparedNetwork",
     "cpu_has_fast_bf16",
     "prepare_network",
@@ -141,22 +139,6 @@ class AutocastModule(torch.nn.Module):
         with torch.autocast(device_type=self.device_type, dtype=self.dtype):
             y = self.module(x, **inputs)
         return y.float()
-
-
-class OrtModule(torch.nn.Module):
-    """An onnxruntime session as a module: (B, C, H, W) float tensor -> (B, C', H', W') float32 tensor, computed
-    on the CPU or the session's provider (the result comes back on the input's device). `InferenceSession.run`
-    is thread-safe, so one module may serve several threads."""
-
-    def __init__(self, session):
-        super().__init__()
-        self.session = session
-        self.input_name = session.get_inputs()[0].name
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        arr = np.ascontiguousarray(x.detach().float().cpu().numpy())
-        out = self.session.run(None, {self.input_name: arr})[0]
-        return torch.from_numpy(out).to(x.device)
 
 
 @dataclass(frozen=True)
@@ -321,7 +303,7 @@ def _ort_network(model: SRModel, device: str) -> SRModel:
     `SRModel.forward` does the colour/gray/channel handling exactly as for the torch backend."""
     import dataclasses
 
-    from srkit.export.onnx import onnx_model_bytes, ort_session
+    from srkit.export.onnx import OrtModule, onnx_model_bytes, ort_session
 
     info = model.info
     channels = 1 if info.channel_agnostic else info.in_channels

@@ -147,12 +147,12 @@ def run_tiled_blend(
     if xs[-1] + tile < w:
         xs.append(w - tile)
     regions = [(y0, min(y0 + tile, h), x0, min(x0 + tile, w)) for y0 in ys for x0 in xs]
-    acc = None
-    norm = None
+    acc: torch.Tensor | None = None
+    norm: torch.Tensor | None = None
     for i, y in batched(fn, x, regions, batch):
         y0, y1, x0, x1 = regions[i]
         y = y.float()
-        if acc is None:
+        if acc is None or norm is None:  # the first tile: both are made together
             acc = y.new_zeros((b, y.shape[1], h * scale, w * scale))
             norm = y.new_zeros((1, 1, h * scale, w * scale))
         # Ramps only on sides that touch another tile, so image borders keep full weight.

@@ -140,7 +140,7 @@ def read_png(path: Path, cap: int | None) -> tuple[np.ndarray, ImageMeta]:
             if gray_key:  # Pillow compares 2/4-bit keys with the scaled samples; do it here
                 im.info.pop("transparency", None)
             array, layout, mode = from_pillow(path, im)
-        if gray_key and layout == "L":
+        if gray_key and layout == "L" and info.trns is not None:
             key = struct.unpack(">H", info.trns[:2])[0] * (255 // ((1 << info.bit_depth) - 1))
             alpha = np.where(array == key, 0, 255).astype(np.uint8)
             array, layout = np.stack([array, alpha], axis=-1), "LA"

@@ -138,11 +138,13 @@ def feature_matching_loss(fake_features: Sequence[torch.Tensor], real_features: 
     if len(fake_features) != len(real_features) or not fake_features:
         raise ShapeError(f"feature matching needs the same non-zero number of layers, got {len(fake_features)} "
                          f"and {len(real_features)}")
-    total: torch.Tensor | None = None
+    layer_means = []
     for i, (a, b) in enumerate(zip(fake_features, real_features, strict=True)):
         if a.shape != b.shape:
             raise ShapeError(f"feature matching layer {i}: shapes {tuple(a.shape)} and {tuple(b.shape)} differ")
         a32, b32 = _f32(a, "features"), _f32(b, "features").detach()
-        v = (a32 - b32).abs().mean()
-        total = v if total is None else total + v
+        layer_means.append((a32 - b32).abs().mean())
+    total = layer_means[0]
+    for v in layer_means[1:]:
+        total = total + v
     return total / len(fake_features)

@@ -46,10 +46,10 @@ class LossTerm(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: LossName
-    weight: float = Field(1.0, ge=0.0, allow_inf_nan=False)
-    eps: float | None = Field(None, gt=0.0, allow_inf_nan=False)
-    layers: dict[str, float] | None = Field(None, min_length=1)
-    weights: str | None = Field(None, min_length=1)
+    weight: float = Field(default=1.0, ge=0.0, allow_inf_nan=False)
+    eps: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
+    layers: dict[str, float] | None = Field(default=None, min_length=1)
+    weights: str | None = Field(default=None, min_length=1)
     before_relu: bool | None = None
 
     @field_validator("layers")

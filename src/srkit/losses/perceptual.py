@@ -126,7 +126,8 @@ def build_vgg19_features(last_layer: str, weights: str | Path | None = None, *, 
             for m in net:
                 if isinstance(m, nn.Conv2d):
                     m.weight.copy_(torch.randn(m.weight.shape, generator=g) * math.sqrt(2.0 / (m.out_channels * 9)))
-                    m.bias.zero_()
+                    if m.bias is not None:
+                        m.bias.zero_()
     else:
         default = default_vgg19_path()
         path = default if weights is None else Path(weights).expanduser()

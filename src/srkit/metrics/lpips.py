@@ -111,6 +111,9 @@ def _resolve_backbone(net: str, backbone: str | Path | None) -> str:
 class _LPIPSNet(nn.Module):
     """Backbone stages plus the learned channel weights; ``forward(a, b)`` gives the per-stage distances."""
 
+    shift: torch.Tensor  # buffer
+    scale: torch.Tensor  # buffer
+
     def __init__(self, features: nn.Sequential, ends: tuple[int, ...], lins: list[torch.Tensor]):
         super().__init__()
         for m in features:
@@ -154,7 +157,7 @@ def _features(net: str) -> nn.Sequential:
     else:
         layers, cin = [], 3
         for v in (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"):
-            if v == "M":
+            if isinstance(v, str):  # "M"
                 layers.append(nn.MaxPool2d(2, 2))
             else:
                 layers += conv(cin, v, 3)

@@ -28,8 +28,10 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from srkit.errors import ConfigError, ShapeError
 
@@ -199,7 +201,7 @@ def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(scale > 1e-12, scale, 1.0)
 
 
-def _check_xy(features: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _check_xy(features: np.ndarray, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(features, np.float64)
     y = np.asarray(scores, np.float64).reshape(-1)
     if x.ndim != 2 or x.shape[0] != y.size:
@@ -211,7 +213,7 @@ def _check_xy(features: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.
     return x, y
 
 
-def fit_head(features: np.ndarray, scores: np.ndarray, kind: str = "svr", *, c: float = 10.0,
+def fit_head(features: np.ndarray, scores: ArrayLike, kind: str = "svr", *, c: float = 10.0,
              epsilon: float | None = None, l2: float = 1e-2, feature: str = "") -> OpinionHead:
     """Fit a head mapping (N, F) features to (N,) opinion scores.
 
@@ -264,7 +266,7 @@ def _fit_ranker(z: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
     return np.asarray(res.x, np.float64)
 
 
-def cross_validate(features: np.ndarray, scores: np.ndarray, groups: list | np.ndarray, kind: str = "svr", *,
+def cross_validate(features: np.ndarray, scores: ArrayLike, groups: list | np.ndarray, kind: str = "svr", *,
                    n_splits: int = 100, test_share: float = 0.2, seed: int = 0, **head_options) -> dict:
     """The fair protocol: fit on the train side of each `reference_splits` split, score the test side.
 
@@ -298,7 +300,7 @@ def cross_validate(features: np.ndarray, scores: np.ndarray, groups: list | np.n
 def save_head(head: OpinionHead, path: str | os.PathLike) -> Path:
     """Write a head as a plain .npz (no pickle), atomically."""
     path = Path(path)
-    arrays = {"kind": np.array(head.kind), "feature": np.array(head.feature), "mean": head.mean,
+    arrays: dict[str, Any] = {"kind": np.array(head.kind), "feature": np.array(head.feature), "mean": head.mean,
               "scale": head.scale, "weights": head.weights, "intercept": np.array(head.intercept),
               "gamma": np.array(head.gamma)}
     if head.support is not None:

@@ -70,9 +70,9 @@ def rgb_to_ycbcr(image, *, y_only: bool = False):
         raise ShapeError(f"rgb_to_ycbcr expects a (..., 3) array, got shape {arr.shape}")
     scale = _scale_of(arr)
     x = arr.astype(np.float64) / scale
-    m, off = (_RGB_TO_YCBCR[:1], _OFFSET[:1]) if y_only else (_RGB_TO_YCBCR, _OFFSET)
-    out = (x @ m.T + off) * (scale / 255.0)
-    return out[..., 0] if y_only else out
+    mat, offset = (_RGB_TO_YCBCR[:1], _OFFSET[:1]) if y_only else (_RGB_TO_YCBCR, _OFFSET)
+    out_np = (x @ mat.T + offset) * (scale / 255.0)
+    return out_np[..., 0] if y_only else out_np
 
 
 def ycbcr_to_rgb(image):

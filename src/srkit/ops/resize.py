@@ -139,14 +139,14 @@ def _contributions_cached(
     in_len: int, out_len: int, scale: float, kernel: str, antialias: bool, convention: str
 ) -> tuple[np.ndarray, np.ndarray]:
     func, width, kernel_allows_aa = _KERNELS[kernel]
+    h: Callable[[np.ndarray], np.ndarray] = func
     if scale < 1.0 and antialias and kernel_allows_aa:
         # Stretch the kernel to low-pass filter while shrinking: h(x) = scale * k(scale * x).
-        def h(x: np.ndarray) -> np.ndarray:
+        def stretched(x: np.ndarray) -> np.ndarray:
             return scale * func(scale * x)
 
+        h = stretched
         width = width / scale
-    else:
-        h = func
 
     # 1-based output coordinates mapped into 1-based input coordinates (pixel centres aligned).
     x = np.arange(1, out_len + 1, dtype=np.float64)

@@ -156,6 +156,12 @@ class DataCfg(BaseModel):
 LossCfg = list[LossTerm]
 
 
+def _check_betas(v: tuple[float, float]) -> tuple[float, float]:
+    if not all(0.0 <= b < 1.0 for b in v):
+        raise ValueError(f"betas must be in [0, 1), got {list(v)}")
+    return v
+
+
 class OptimCfg(BaseModel):
     """Optimiser; `lr` is the peak learning rate that the schedule scales."""
 
@@ -170,9 +176,7 @@ class OptimCfg(BaseModel):
     @field_validator("betas")
     @classmethod
     def _betas_in_range(cls, v: tuple[float, float]) -> tuple[float, float]:
-        if not all(0.0 <= b < 1.0 for b in v):
-            raise ValueError(f"betas must be in [0, 1), got {list(v)}")
-        return v
+        return _check_betas(v)
 
 
 class ScheduleCfg(BaseModel):
@@ -274,7 +278,10 @@ class GanOptimCfg(BaseModel):
     betas: tuple[float, float] = (0.9, 0.99)
     weight_decay: float = Field(default=0.0, ge=0)
 
-    _betas_in_range = field_validator("betas")(OptimCfg._betas_in_range.__func__)
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        return _check_betas(v)
 
 
 class GanCfg(BaseModel):

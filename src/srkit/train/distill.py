@@ -132,8 +132,11 @@ class Distiller(nn.Module):
             feats = []
             for (s_cap, t_cap), adapter in zip(self._pairs, self.adapters, strict=True):
                 # Hooked features may be bf16 (autocast); the adapter and the loss run in fp32.
-                s = adapter(s_cap.value.float())
-                feats.append(F.l1_loss(s, t_cap.value.float()))
+                s_val, t_val = s_cap.value, t_cap.value
+                if s_val is None or t_val is None:
+                    raise RuntimeError("Distiller.loss: a hooked feature is missing; run teach() and the student first")
+                s = adapter(s_val.float())
+                feats.append(F.l1_loss(s, t_val.float()))
                 s_cap.value = t_cap.value = None
             feat = torch.stack(feats).mean()
             total = total + self.cfg.feature_weight * feat

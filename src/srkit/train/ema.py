@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import copy
+from typing import Generic, TypeVar
 
 import torch
 from torch import nn
 
 __all__ = ["ModelEMA"]
 
+_M = TypeVar("_M", bound=nn.Module)
 
-class ModelEMA:
+
+class ModelEMA(Generic[_M]):
     """A frozen copy of `model` whose floating-point parameters track `decay * ema + (1 - decay) * current`.
 
     The effective decay ramps up as ``min(decay, (1 + n) / (10 + n))`` after n updates, so that early in a run
@@ -22,12 +25,12 @@ class ModelEMA:
         decay: the long-run decay in (0, 1).
     """
 
-    def __init__(self, model: nn.Module, decay: float):
+    def __init__(self, model: _M, decay: float):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
         self.decay = float(decay)
         self.updates = 0
-        self.module = copy.deepcopy(model).eval()
+        self.module: _M = copy.deepcopy(model).eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
 
@@ -45,8 +48,8 @@ class ModelEMA:
                 e.lerp_(p.detach(), 1.0 - d)
             else:
                 e.copy_(p)
-        for e, b in zip(self.module.buffers(), model.buffers(), strict=True):
-            e.copy_(b)
+        for eb, b in zip(self.module.buffers(), model.buffers(), strict=True):
+            eb.copy_(b)
 
     def state_dict(self) -> dict:
         """{"decay", "updates", "module": the averaged module's state dict}."""

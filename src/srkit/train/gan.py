@@ -128,7 +128,9 @@ class Adversary:
         # Its own seed stream: the same D whatever else (EMA, distillation) was built before it.
         d_seed = int(np.random.SeedSequence([seed, 0xD15C]).generate_state(1, np.uint64)[0] >> 1)
         net = build_discriminator(cfg, channels, seed=d_seed, load_init=load_init)
-        self.discriminator = net.to(device, memory_format=memory_format).train()
+        # torch's stubs list no to(device, memory_format=...) overload; Module.to accepts it
+        net = net.to(device, memory_format=memory_format)  # type: ignore[call-overload]
+        self.discriminator = net.train()
         if cfg.feature_matching > 0 and not hasattr(net, "forward_features"):
             raise ConfigError(f"gan.feature_matching: {cfg.discriminator.arch} does not expose its features")
         o = cfg.optim
@@ -144,8 +146,8 @@ class Adversary:
             g["lr"] = lr
 
     def _d(self, x: torch.Tensor, features: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        if features:
-            return self.discriminator.forward_features(x)
+        if features:  # forward_features: looked up by name (__init__ checked it is there when features are used)
+            return getattr(self.discriminator, "forward_features")(x)
         return self.discriminator(x), []
 
     def generator_terms(self, sr: torch.Tensor, hr: torch.Tensor, lr: torch.Tensor, ema: nn.Module | None,
@@ -167,7 +169,8 @@ class Adversary:
         fm_on = cfg.feature_matching > 0
         with _frozen(self.discriminator), amp:
             fake, fake_feats = self._d(sr, fm_on)
-            real, real_feats = None, []
+            real: torch.Tensor | None = None
+            real_feats: list[torch.Tensor] = []
             if cfg.loss == "ragan" or fm_on:
                 with torch.no_grad():
                     real, real_feats = self._d(hr, fm_on)

@@ -162,11 +162,12 @@ class StepBatchSampler(Sampler):
     def batch(self, step: int) -> list[tuple[int, int]]:
         """The (epoch, index) keys of this rank's share of step `step`."""
         epoch, k = divmod(step, self.steps_per_epoch)
-        if epoch != self._perm_epoch:
-            self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        perm = self._perm
+        if perm is None or epoch != self._perm_epoch:
+            perm = self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
             self._perm_epoch = epoch
         lo = k * self.global_batch + self.rank * self.local_batch
-        return [(epoch, int(i)) for i in self._perm[lo : lo + self.local_batch]]
+        return [(epoch, int(i)) for i in perm[lo : lo + self.local_batch]]
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         for step in range(self.start_step, self.total_steps):
@@ -329,6 +330,12 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: 
 class _Run:
     """State of one `fit` call (split out of `fit` to keep the steps readable)."""
 
+    # Set by run() (and _restore on resume).
+    best_psnr: float | None
+    best_step: int | None
+    last_val_step: int | None
+    acc: dict[str, float]
+
     def __init__(self, cfg: RunConfig, run_dir: Path, dctx: Dist, device: torch.device, stop: StopRequest):
         self.cfg, self.run_dir, self.dctx, self.device, self.stop = cfg, run_dir, dctx, device, stop
         self.ckpt_path = run_dir / "checkpoints" / "last.pt"
@@ -373,8 +380,11 @@ class _Run:
             )
         # The resolved config (data root and colour filled in) is what config.yaml records.
         self.cfg = cfg = parse_config({**cfg.model_dump(), "data": {**cfg.data.model_dump(), "color": color}})
+        self.color: str = color  # = cfg.data.color from here on
         self.memory_format = torch.channels_last if tr.channels_last else torch.contiguous_format
-        self.model = model.to(self.device, memory_format=self.memory_format).train()
+        # torch's stubs list no to(device, memory_format=...) overload; Module.to accepts it
+        model = model.to(self.device, memory_format=self.memory_format)  # type: ignore[call-overload]
+        self.model = model.train()
         # EMA before the distiller: its hooks must not be deep-copied into the average.
         self.ema = ModelEMA(self.model, tr.ema_decay) if tr.ema_decay is not None else None
         self.distiller = None
@@ -422,14 +432,14 @@ class _Run:
         self.batch_degradation = degradation if degradation is not None and degradation.cfg.on == "batch" else None
         self.dataset = HRFolder(
             train_files, scale=cfg.model.scale, patch_size=d.patch_size,
-            color="rgb" if self.batch_degradation is not None else d.color, sampler=d.sampler,
+            color="rgb" if self.batch_degradation is not None else self.color, sampler=d.sampler,
             augment=True, samples_per_epoch=d.samples_per_epoch, seed=cfg.train.seed, degradation=degradation,
         )
         self.val_images = None
         self.has_val = bool(val_files)  # the same on every rank (only rank 0 holds the images)
         if val_files and self.dctx.main:
             # Validation LR comes from the training degradation too (fixed per image by the run seed).
-            self.val_images = ValidationImages(val_files, scale=cfg.model.scale, color=d.color,
+            self.val_images = ValidationImages(val_files, scale=cfg.model.scale, color=self.color,
                                                max_side=d.val_max_side, degradation=degradation,
                                                seed=cfg.train.seed)
 
@@ -473,8 +483,9 @@ class _Run:
             if self.ema is not None:
                 if st.get("ema") is None:
                     raise ConfigError("the checkpoint has no EMA weights but train.ema_decay is set")
+                decay = self.ema.decay  # train.ema_decay: the config may have changed it
                 self.ema.load_state_dict(st["ema"])
-                self.ema.decay = float(self.cfg.train.ema_decay)  # the config may have changed it
+                self.ema.decay = decay
             if self.distiller is not None:
                 if st.get("distill") is None:
                     raise ConfigError("the checkpoint was trained without distillation; start a new run")
@@ -568,11 +579,11 @@ class _Run:
         self._build(resume)
         cfg = self.cfg
         self.loader_gen = torch.Generator().manual_seed(cfg.train.seed)
-        self.best_psnr: float | None = None
-        self.best_step: int | None = None
-        self.last_val_step: int | None = None
+        self.best_psnr = None
+        self.best_step = None
+        self.last_val_step = None
         self.seconds_before = 0.0
-        self.acc: dict[str, float] = {}
+        self.acc = {}
         start = self._restore() if resume else 0
         self._data()
         self.t_session = time.perf_counter()
@@ -621,14 +632,14 @@ class _Run:
                                                 allow_tf32=torch.backends.cudnn.allow_tf32):
                     lr_img, hr_img = self.batch_degradation.training_pair(
                         hr_img.to(dev), cfg.model.scale, _step_seed(tr.seed + 1, self.dctx.rank, step),
-                        cfg.data.color)
+                        self.color)
             # Dropout / stochastic depth draw from the global RNG: make them a function of (seed, rank, step).
             torch.manual_seed(_step_seed(tr.seed, self.dctx.rank, step))
             lr_now = lr_at(step, cfg.optim.lr, cfg.schedule, total, time_fraction)
             for g in self.optimizer.param_groups:
                 g["lr"] = lr_now
             if self.gan is not None:  # D: the same schedule shape, its own peak
-                self.gan.set_lr(lr_at(step, cfg.gan.optim.lr, cfg.schedule, total, time_fraction))
+                self.gan.set_lr(lr_at(step, self.gan.cfg.optim.lr, cfg.schedule, total, time_fraction))
             train_g = self.gan is None or self.gan.trains_generator(step)  # False: D-only warm-up
             lr_img = lr_img.to(dev, non_blocking=True).contiguous(memory_format=self.memory_format)
             hr_img = hr_img.to(dev, non_blocking=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
+from typing import Any
 
 __all__ = ["CsvLog", "ProgressBar", "tensorboard_writer"]
 
@@ -17,7 +18,7 @@ class CsvLog:
         self.fields: list[str] | None = None
         if path.is_file() and keep_until is None:
             path.unlink()  # a fresh run: the old log (of a run that never checkpointed) is void
-        if path.is_file():
+        elif path.is_file() and keep_until is not None:
             with open(path, newline="") as f:
                 reader = csv.DictReader(f)
                 self.fields = list(reader.fieldnames or []) or None
@@ -32,11 +33,12 @@ class CsvLog:
             os.replace(tmp, path)
 
     def write(self, row: dict) -> None:
-        new = self.fields is None
-        if new:
-            self.fields = list(row)
+        fields = self.fields
+        new = fields is None
+        if fields is None:
+            fields = self.fields = list(row)
         with open(self.path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore", restval="")
+            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore", restval="")
             if new:
                 w.writeheader()
             w.writerow(row)
@@ -86,7 +88,7 @@ class ProgressBar:
     def update(self, step: int, loss: float | None = None, psnr: float | None = None) -> None:
         if self.bar is None:
             return
-        fields = {}
+        fields: dict[str, Any] = {}  # rich's extra task fields (typed Any there)
         if loss is not None:
             fields["loss"] = f"{loss:.4f}"
         if psnr is not None:

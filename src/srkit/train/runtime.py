@@ -9,7 +9,10 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType
+from typing import Any
 
 import torch
 
@@ -52,6 +55,10 @@ def init_distributed(use_cuda: bool) -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size(), local_rank, here)
 
 
+# What signal.signal accepts and signal.getsignal returns.
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
+
 class StopRequest:
     """SIGINT/SIGTERM -> finish the current step, checkpoint, return.
 
@@ -63,7 +70,7 @@ class StopRequest:
     def __init__(self):
         self.reason: str | None = None
         self._first: float | None = None
-        self._old: dict[int, object] = {}
+        self._old: dict[int, _Handler] = {}
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -76,7 +83,7 @@ class StopRequest:
         now = time.monotonic()
         if self.reason is None:
             self.reason, self._first = signal.Signals(signum).name, now
-        elif signum == signal.SIGINT and now - self._first > 1.0:
+        elif signum == signal.SIGINT and self._first is not None and now - self._first > 1.0:
             raise KeyboardInterrupt
 
     def restore(self) -> None:

@@ -22,6 +22,7 @@ from srkit.infer.api import DEFAULT_MODEL, load_upscaler
 from srkit.infer.engine import AlphaMode, Request, TileSetting, available_memory, iter_strips, run_array, strip_context
 from srkit.infer.network import DtypePolicy
 from srkit.infer.upscaler import Upscaler
+from srkit.io.atomic import same_file
 from srkit.io.checks import is_int
 from srkit.io.formats import FORMAT_NAMES, HEIF_MAX_SIDE, WRITABLE, write_format
 from srkit.srmodel import SRModel
@@ -32,7 +33,6 @@ __all__ = [
     "HEIF_MAX_SIDE",
     "WEBP_MAX_SIDE",
     "WHOLE_IMAGE_COPIES",
-    "same_file",
     "stream_budget",
     "upscale_file",
     "whole_image_peak_bytes",
@@ -56,16 +56,6 @@ def _fit_depth(arr: np.ndarray, fmt: str | None) -> np.ndarray:
     if depth in depths:
         return arr
     return from_float(to_float(arr), max(d for d in depths if d < depth))
-
-
-def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
-    """True when paths `a` and `b` name the same file (same resolved path, or the same inode if both exist)."""
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 # --- when to stream ----------------------------------------------------------------------------
@@ -231,8 +221,8 @@ def upscale_file(
     Raises:
         ImageReadError: `src` unreadable, animated or multi-page. ImageWriteError: `dst` is `src`, or cannot be
         written in that format (e.g. alpha to JPEG). ModelLoadError / ConfigError: model problems, WebP/BMP/HEIF/
-        AVIF/JPEG 2000 that
-        would need streaming, pyvips missing for a streamed PNG/JPEG.
+        AVIF/JPEG 2000 output that would need streaming, WebP/HEIF/AVIF output over its side limit, pyvips missing
+        for a streamed PNG/JPEG.
     """
     from srkit.io import read_image, write_image
 

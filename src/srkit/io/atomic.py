@@ -16,7 +16,7 @@ from typing import IO
 from srkit.errors import SrkitError
 from srkit.io.checks import write_error
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "same_file"]
 
 
 def atomic_write(target: Path, encode: Callable[[IO[bytes]], None],
@@ -52,3 +52,13 @@ def atomic_write(target: Path, encode: Callable[[IO[bytes]], None],
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """True when paths `a` and `b` name the same file (same resolved path, or the same inode if both exist)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

@@ -82,7 +82,7 @@ def _measure_scale(module: torch.nn.Module, channels: int, multiple: int, label:
 
 def _load_onnx(path: Path) -> SRModel:
     from srkit.errors import ConfigError
-    from srkit.export.onnx import OrtModule, ort_session
+    from srkit.export.runtime import OrtModule, ort_session
 
     try:
         session = ort_session(path.read_bytes())

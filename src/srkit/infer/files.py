@@ -13,7 +13,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from srkit.io.atomic import same_file
 from srkit.io.checks import is_int
 from srkit.io.formats import FORMAT_NAMES, HEIF_MAX_SIDE, WRITABLE, write_format
 from srkit.srmodel import SRModel
+
+if TYPE_CHECKING:
+    from srkit.domains import DomainOptions
 
 __all__ = [
     "STREAM_CAP_BYTES",
@@ -188,8 +191,13 @@ def upscale_file(
     inputs: Mapping[str, float] | None = None,
     seed: int | None = None,
     stream: bool | None = None,
+    domain_options: DomainOptions | None = None,
 ) -> Path:
     """Read `src`, upscale it, write `dst` (atomically) with its metadata; returns `Path(dst)`.
+
+    Domain files (a georeferenced TIFF, DICOM file or series folder, NIfTI volume, video), recognised by content
+    (`srkit.domains.route`), go to their domain's writer, which keeps their metadata true; without the domain's
+    extra installed they are refused (ConfigError naming the extra), never processed as plain images.
 
     Args:
         format: output format ("png", "jpg"/"jpeg", "webp", "bmp", "tif"/"tiff", "heic"/"heif", "avif",
@@ -198,6 +206,8 @@ def upscale_file(
             `srkit.io.write_image`).
         model, scale, tile, dtype, device, alpha, tta, inputs, seed: as in `srkit.infer.api.upscale`; pass an
             `Upscaler` to share one model over many files.
+        domain_options: options of the domain writers (`srkit.domains.DomainOptions`: bands, value range, COG,
+            video codec and quality, ...), used when `src` is a domain file.
         stream: True: build the output strip by strip in bounded memory; False: build it whole in memory;
             None (default): stream when the whole-image path would need more than min(`STREAM_MEMORY_SHARE`
             (1/2) x available memory (MemAvailable), `STREAM_CAP_BYTES` (1 GiB)), estimated as
@@ -232,6 +242,13 @@ def upscale_file(
     Request.make(alpha=alpha, tta=bool(tta), inputs=inputs, seed=seed)  # validate before loading anything
     if stream not in (None, True, False):
         raise ConfigError(f"stream must be True, False or None (automatic), got {stream!r}")
+    from srkit.domains import route, upscale_domain_file
+
+    domain = route(src_p)  # GeoTIFF, DICOM, NIfTI, video: their own writers keep their metadata true
+    if domain is not None:
+        up = load_upscaler(model, scale=scale, tile=tile, dtype=dtype, device=device, tta=bool(tta))
+        request = up.request(alpha=alpha, tta=tta, inputs=inputs, seed=seed)
+        return upscale_domain_file(domain, src_p, dst_p, up, request, domain_options)
     fmt = _output_format(dst_p, format)
     if stream and fmt is None:
         write_format(dst_p, format)  # raises: unknown format

@@ -303,7 +303,8 @@ def _ort_network(model: SRModel, device: str) -> SRModel:
     `SRModel.forward` does the colour/gray/channel handling exactly as for the torch backend."""
     import dataclasses
 
-    from srkit.export.onnx import OrtModule, onnx_model_bytes, ort_session
+    from srkit.export.onnx import onnx_model_bytes
+    from srkit.export.runtime import OrtModule, ort_session
 
     info = model.info
     channels = 1 if info.channel_agnostic else info.in_channels

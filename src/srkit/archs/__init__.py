@@ -1,12 +1,13 @@
-"""Architectures: the one explicit name -> `ArchSpec` table, and `build`.
+"""Architectures: the one explicit tuple of families (`FAMILIES`), the tables derived from it, and `build`.
 
-Each family lives in its own module (paper, original repository and licence in its docstring); nothing
-registers itself: an architecture exists for srkit when it is written into `ARCHS` below.
+Each family lives in its own module (paper, original repository and licence in its docstring) and defines one
+`ArchFamily` named ``FAMILY``: its architectures (`ArchSpec`s), checkpoint detection and extra key layouts (the
+spandrel pattern). Nothing registers itself: a family exists for srkit when it is written into `FAMILIES` below,
+and `ARCHS` (name -> `ArchSpec`) and `DETECTORS` (detection order) are computed from that tuple, so they cannot
+drift apart.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from srkit.archs import (
     classic,
@@ -23,57 +24,62 @@ from srkit.archs import (
     swinir,
     vdsr,
 )
-from srkit.archs._spec import ArchSpec
+from srkit.archs._spec import ArchFamily, ArchSpec, Convert, Detect, pixel_shuffle_scale
 from srkit.errors import ConfigError
 from srkit.srmodel import ModelInfo, SRModel
 
-ARCHS: dict[str, ArchSpec] = {
-    # CNN
-    "srcnn": classic.SRCNN_SPEC,
-    "fsrcnn": classic.FSRCNN_SPEC,
-    "fsrcnn-s": classic.FSRCNN_S_SPEC,
-    "espcn": classic.ESPCN_SPEC,
-    # residual
-    "vdsr": vdsr.VDSR_SPEC,
-    "edsr-baseline": edsr.EDSR_BASELINE_SPEC,
-    "edsr": edsr.EDSR_SPEC,
-    "rcan": rcan.RCAN_SPEC,
-    # GAN generators and discriminators
-    "rrdbnet": rrdbnet.RRDBNET_SPEC,
-    "srvggnet-compact": srvgg.SRVGG_COMPACT_SPEC,
-    "unet-discriminator": discriminators.UNET_DISCRIMINATOR_SPEC,
-    "vgg-discriminator": discriminators.VGG_DISCRIMINATOR_SPEC,
-    # Transformer
-    "swinir": swinir.SWINIR_SPEC,
-    "swinir-light": swinir.SWINIR_LIGHT_SPEC,
-    # lightweight
-    "imdn": imdn.IMDN_SPEC,
-    "rlfn": rlfn.RLFN_SPEC,
-    "span": span.SPAN_SPEC,
-    "safmn": safmn.SAFMN_SPEC,
-    # re-parameterised, with sharpening (edge) branches
-    "ecbsr-m4c16": ecbsr.ECBSR_M4C16_SPEC,
-    "ecbsr-m16c64": ecbsr.ECBSR_M16C64_SPEC,
-}
+# In checkpoint detection order (`srkit.models.model_from_state_dict` tries them in turn; the first that
+# recognises a state dict wins), which is also the listing order of `ARCHS`. Families without detection
+# (the discriminators) come last.
+FAMILIES: tuple[ArchFamily, ...] = (
+    edsr.FAMILY,
+    rcan.FAMILY,
+    vdsr.FAMILY,
+    classic.FAMILY,
+    rrdbnet.FAMILY,
+    srvgg.FAMILY,
+    swinir.FAMILY,
+    imdn.FAMILY,
+    rlfn.FAMILY,
+    span.FAMILY,
+    safmn.FAMILY,
+    ecbsr.FAMILY,
+    discriminators.FAMILY,
+)
 
-# (family, detect(state_dict) -> (arch, scale | None, options) | None, convert(state_dict) -> state_dict | None),
-# tried in this order by `srkit.models.model_from_state_dict`. `convert`, when given, maps another official
-# layout to the module's key names before detection and loading (old ESRGAN keys are handled by RRDBNet itself).
-DETECTORS: list[tuple[str, Callable, Callable | None]] = [
-    ("edsr", edsr.detect_edsr, None),
-    ("rcan", rcan.detect_rcan, None),
-    ("vdsr", vdsr.detect_vdsr, None),
-    ("srcnn/fsrcnn/espcn", classic.detect_classic, None),
-    ("rrdbnet", rrdbnet.detect_rrdbnet, None),
-    ("srvggnet-compact", srvgg.detect_srvgg, None),
-    ("swinir", swinir.detect_swinir, None),
-    ("imdn", imdn.detect_imdn, None),
-    ("rlfn", rlfn.detect_rlfn, None),
-    ("span", span.detect_span, None),
-    ("safmn", safmn.detect_safmn, None),
-    ("ecbsr", ecbsr.detect_ecbsr, None),
-    ("ecbsr (EDSR-codebase layout)", ecbsr.detect_ecbsr, ecbsr.convert_ecbsr_edsr_state_dict),
-]
+
+def _archs(families: tuple[ArchFamily, ...]) -> dict[str, ArchSpec]:
+    """name -> spec over all families, in family order; a name defined twice is an error."""
+    out: dict[str, ArchSpec] = {}
+    for family in families:
+        for name, spec in family.specs.items():
+            if name in out:
+                raise RuntimeError(f"architecture {name!r} is defined by two families (the second: {family.name})")
+            out[name] = spec
+    return out
+
+
+Detector = tuple[str, Detect, Convert | None]
+
+
+def _detectors(families: tuple[ArchFamily, ...]) -> tuple[Detector, ...]:
+    """(label, detect, convert | None) in the order they are tried: each family's plain layout, then its other
+    layouts (``convert`` maps them to the plain key names before `detect` and loading)."""
+    out: list[Detector] = []
+    for family in families:
+        if family.detect is None:
+            continue
+        out.append((family.name, family.detect, None))
+        out.extend((f"{family.name} ({label})", family.detect, convert) for label, convert in family.layouts.items())
+    return tuple(out)
+
+
+ARCHS: dict[str, ArchSpec] = _archs(FAMILIES)
+
+# (family label, detect(state_dict) -> (arch, scale | None, options) | None, convert(state_dict) -> state_dict
+# | None), tried in this order by `srkit.models.model_from_state_dict` (old ESRGAN keys are handled by RRDBNet
+# itself). Derived from `FAMILIES`.
+DETECTORS: tuple[Detector, ...] = _detectors(FAMILIES)
 
 
 # The option each family uses for its input channels (the authors' own argument names).
@@ -123,4 +129,4 @@ def build(name: str, scale: int = 4, **options) -> SRModel:
     return SRModel(module, info)
 
 
-__all__ = ["ARCHS", "ArchSpec", "DETECTORS", "build"]
+__all__ = ["ARCHS", "ArchFamily", "ArchSpec", "DETECTORS", "FAMILIES", "build", "pixel_shuffle_scale"]

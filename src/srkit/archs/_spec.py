@@ -1,11 +1,23 @@
-"""`ArchSpec`: what the architecture table says about each architecture."""
+"""`ArchSpec` (one architecture), `ArchFamily` (one family module's architectures, checkpoint detection and key
+layouts) and `pixel_shuffle_scale`, the one place a sub-pixel conv's width is turned into a scale."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
+
+StateDict = dict[str, Tensor]
+#: ``detect(state_dict) -> (arch name, scale | None, build options) | None``; scale None: not readable from the
+#: shapes (the caller must give it); None: not this family's layout.
+Detect = Callable[[StateDict], tuple[str, int | None, dict[str, Any]] | None]
+#: ``convert(state_dict) -> state_dict`` in the family's own key names; may raise KeyError / ValueError /
+#: IndexError on a state dict that is not in its layout.
+Convert = Callable[[StateDict], StateDict]
 
 
 @dataclass(frozen=True)
@@ -15,7 +27,7 @@ class ArchSpec:
     Attributes:
         build: ``build(scale=s, **options) -> nn.Module``; the module maps (B, in_channels, H, W) in
             [0, input_range] to (B, out_channels, sH, sW) (discriminators: to logits).
-        family: module of `srkit.archs` that defines it (one file per family).
+        family: module of `srkit.archs` that defines it (one file per family) = its `ArchFamily`'s name.
         paper: citation of the paper the architecture comes from.
         repo: the authors' repository.
         license: that repository's licence.
@@ -43,3 +55,49 @@ class ArchSpec:
     receptive_field: int | None | Callable[[dict], int | None] = None
     safe_dtypes: tuple[str, ...] = ("fp32", "bf16", "fp16")
     kind: str = "generator"
+
+
+@dataclass(frozen=True)
+class ArchFamily:
+    """One family module of `srkit.archs` (spandrel's pattern): its architectures, how to recognise a checkpoint
+    of it, and the other official key layouts it can read. `srkit.archs.FAMILIES` lists them all; `ARCHS` and the
+    detection order are derived from that one tuple.
+
+    Attributes:
+        name: the module's name (``edsr``, ``classic``, ...); every spec's ``family`` equals it.
+        specs: arch name -> `ArchSpec`, in listing order (read-only once built).
+        detect: ``detect(state_dict) -> (arch name, scale | None, options) | None`` for the family's plain layout,
+            or None for families whose checkpoints are not detected (the discriminators). The name it returns is
+            one of `specs`.
+        layouts: other official key layouts, label -> ``convert(state_dict) -> state_dict`` mapping that layout
+            to the plain one; tried in order after the plain layout (with the same `detect`). Needs `detect`.
+    """
+
+    name: str
+    specs: Mapping[str, ArchSpec]
+    detect: Detect | None = None
+    layouts: Mapping[str, Convert] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.specs:
+            raise ValueError(f"family {self.name!r} has no architectures")
+        wrong = [arch for arch, spec in self.specs.items() if spec.family != self.name]
+        if wrong:
+            raise ValueError(f"family {self.name!r}: specs {wrong} name another family")
+        if self.layouts and self.detect is None:
+            raise ValueError(f"family {self.name!r}: key layouts without a detect function")
+        # Read-only views, so a family cannot be extended after the fact (nothing registers itself).
+        object.__setattr__(self, "specs", MappingProxyType(dict(self.specs)))
+        object.__setattr__(self, "layouts", MappingProxyType(dict(self.layouts)))
+
+
+def pixel_shuffle_scale(out_channels: int, channels: int) -> int | None:
+    """The factor s of a sub-pixel (pixel-shuffle) conv: ``out_channels == channels * s * s``, s >= 1.
+
+    Also the pixel-unshuffle factor of an input conv (in-channels over image channels). None when no integer s
+    fits (or a count is below 1): the caller's layout does not match.
+    """
+    if channels < 1 or out_channels < 1 or out_channels % channels:
+        return None
+    s = math.isqrt(out_channels // channels)
+    return s if s * s * channels == out_channels else None

@@ -35,11 +35,12 @@ from fractions import Fraction
 import torch
 from torch import nn
 
-from srkit.archs._spec import ArchSpec
+from srkit.archs._spec import ArchFamily, ArchSpec, pixel_shuffle_scale
 from srkit.errors import ConfigError
 from srkit.ops import imresize_matlab
 
 __all__ = [
+    "FAMILY",
     "ESPCN",
     "ESPCN_SPEC",
     "FSRCNN",
@@ -360,8 +361,8 @@ def detect_classic(state_dict: dict[str, torch.Tensor]) -> tuple[str, int | None
     if keys == espcn_keys:
         c = int(state_dict["first_part.0.weight"].shape[1])
         out = int(state_dict["last_part.0.weight"].shape[0])
-        scale = math.isqrt(out // c) if out % c == 0 else 0
-        if scale < 1 or c * scale * scale != out:
+        scale = pixel_shuffle_scale(out, c)
+        if scale is None:
             return None
         options = {
             "num_channels": c,
@@ -370,3 +371,10 @@ def detect_classic(state_dict: dict[str, torch.Tensor]) -> tuple[str, int | None
         }
         return "espcn", scale, options
     return None
+
+
+FAMILY = ArchFamily(
+    name="classic",
+    specs={"srcnn": SRCNN_SPEC, "fsrcnn": FSRCNN_SPEC, "fsrcnn-s": FSRCNN_S_SPEC, "espcn": ESPCN_SPEC},
+    detect=detect_classic,
+)

@@ -21,9 +21,10 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import spectral_norm
 
-from srkit.archs._spec import ArchSpec
+from srkit.archs._spec import ArchFamily, ArchSpec
 
 __all__ = [
+    "FAMILY",
     "UNET_DISCRIMINATOR_SPEC",
     "UNetDiscriminatorSN",
     "VGG_DISCRIMINATOR_SPEC",
@@ -193,4 +194,11 @@ UNET_DISCRIMINATOR_SPEC = ArchSpec(
     # Under autocast the spectral-norm power iteration runs on the fp32 parameters; activations stay O(1).
     safe_dtypes=("fp32", "bf16", "fp16"),
     kind="discriminator",
+)
+
+
+FAMILY = ArchFamily(
+    name="discriminators",
+    specs={"unet-discriminator": UNET_DISCRIMINATOR_SPEC, "vgg-discriminator": VGG_DISCRIMINATOR_SPEC},
+    detect=None,  # discriminators are built for training, never loaded from authors' files
 )

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from srkit.archs._blocks import SeqConv3x3, conv_from_tensors, conv_weight_bias, identity_kernel
-from srkit.archs._spec import ArchSpec
+from srkit.archs._spec import ArchFamily, ArchSpec, pixel_shuffle_scale
 
 PAPER = ("Zhang, Zeng, Zhang, 'Edge-oriented Convolution Block for Real-time Super Resolution on Mobile Devices', "
          "ACM MM 2021")
@@ -281,9 +281,8 @@ def detect_ecbsr(state_dict: dict[str, Tensor]) -> tuple[str, int, dict] | None:
     if head.dim() != 4 or tail is None or tuple(head.shape[-2:]) != (3, 3):
         return None
     channels, colors = int(head.shape[0]), int(head.shape[1])
-    s2, rem = divmod(int(tail.shape[0]), colors)
-    scale = round(s2**0.5)
-    if rem or scale * scale != s2 or scale < 1:
+    scale = pixel_shuffle_scale(int(tail.shape[0]), colors)
+    if scale is None:
         return None
     deploy = "backbone.0.conv1x1_3x3.k0" not in state_dict
     if not deploy:
@@ -324,7 +323,16 @@ def convert_ecbsr_edsr_state_dict(state_dict: dict[str, Tensor]) -> dict[str, Te
     return out
 
 
+FAMILY = ArchFamily(
+    name="ecbsr",
+    specs={"ecbsr-m4c16": ECBSR_M4C16_SPEC, "ecbsr-m16c64": ECBSR_M16C64_SPEC},
+    detect=detect_ecbsr,
+    layouts={"EDSR-codebase layout": convert_ecbsr_edsr_state_dict},
+)
+
+
 __all__ = [
+    "FAMILY",
     "ECB",
     "ECBSR",
     "ECBSR_M16C64_SPEC",

@@ -29,10 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srkit.archs._spec import ArchSpec
+from srkit.archs._spec import ArchFamily, ArchSpec, pixel_shuffle_scale
 from srkit.errors import ConfigError
 
 __all__ = [
+    "FAMILY",
     "DIV2K_RGB_MEAN",
     "default_mean",
     "EDSR",
@@ -251,10 +252,11 @@ def upsampler_scale(state_dict: dict[str, torch.Tensor], prefix: str, num_feat: 
     while f"{prefix}.{i}.weight" in state_dict:
         outs.append(int(state_dict[f"{prefix}.{i}.weight"].shape[0]))
         i += 2
-    if outs == [9 * num_feat]:
+    factors = [pixel_shuffle_scale(o, num_feat) for o in outs]
+    if factors == [3]:
         return 3
-    if outs and all(o == 4 * num_feat for o in outs):
-        return 2 ** len(outs)
+    if factors and all(f == 2 for f in factors):
+        return 2 ** len(factors)
     return None
 
 
@@ -293,3 +295,10 @@ def detect_edsr(state_dict: dict[str, torch.Tensor]) -> tuple[str, int, dict] | 
         "rgb_range": mean_shift_range(state_dict),
     }
     return ("edsr" if wide else "edsr-baseline"), scale, options
+
+
+FAMILY = ArchFamily(
+    name="edsr",
+    specs={"edsr-baseline": EDSR_BASELINE_SPEC, "edsr": EDSR_SPEC},
+    detect=detect_edsr,
+)

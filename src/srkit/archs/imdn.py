@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from srkit.archs._spec import ArchSpec
+from srkit.archs._spec import ArchFamily, ArchSpec, pixel_shuffle_scale
 
 PAPER = ("Hui, Gao, Yang, Wang, 'Lightweight Image Super-Resolution with Information Multi-distillation Network', "
          "ACM MM 2019")
@@ -157,13 +157,18 @@ def detect_imdn(state_dict: dict[str, Tensor]) -> tuple[str, int, dict] | None:
     if blocks != set(range(1, n + 1)):
         return None
     d = int(state_dict["IMDB1.c4.weight"].shape[0])
-    up = int(state_dict["upsampler.0.weight"].shape[0])
-    s2, rem = divmod(up, in_nc)
-    scale = round(s2**0.5)
-    if rem or scale < 1 or scale * scale != s2:
+    scale = pixel_shuffle_scale(int(state_dict["upsampler.0.weight"].shape[0]), in_nc)
+    if scale is None:
         return None
     options = {"in_nc": in_nc, "out_nc": in_nc, "nf": nf, "num_modules": n, "distillation_rate": d / nf}
     return "imdn", scale, options
 
 
-__all__ = ["CCALayer", "IMDModule", "IMDN", "IMDN_SPEC", "build_imdn", "contrast_channels", "detect_imdn"]
+FAMILY = ArchFamily(
+    name="imdn",
+    specs={"imdn": IMDN_SPEC},
+    detect=detect_imdn,
+)
+
+
+__all__ = ["FAMILY", "CCALayer", "IMDModule", "IMDN", "IMDN_SPEC", "build_imdn", "contrast_channels", "detect_imdn"]

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from srkit.archs._spec import ArchSpec
+from srkit.archs._spec import ArchFamily, ArchSpec
 from srkit.archs.edsr import (
     MeanShift,
     Upsampler,
@@ -37,7 +37,7 @@ from srkit.archs.edsr import (
 )
 from srkit.errors import ConfigError
 
-__all__ = ["RCAN", "RCAN_SPEC", "build_rcan", "detect_rcan"]
+__all__ = ["FAMILY", "RCAN", "RCAN_SPEC", "build_rcan", "detect_rcan"]
 
 
 def _conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
@@ -198,3 +198,10 @@ def detect_rcan(state_dict: dict[str, torch.Tensor]) -> tuple[str, int, dict] | 
         "rgb_range": mean_shift_range(state_dict),
     }
     return "rcan", scale, options
+
+
+FAMILY = ArchFamily(
+    name="rcan",
+    specs={"rcan": RCAN_SPEC},
+    detect=detect_rcan,
+)

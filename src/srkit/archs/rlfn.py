@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from srkit.archs._spec import ArchSpec
+from srkit.archs._spec import ArchFamily, ArchSpec, pixel_shuffle_scale
 
 PAPER = ("Kong, Li, Liu, Liu, He, Bai, Chen, Fu, 'Residual Local Feature Network for Efficient Super-Resolution', "
          "CVPRW 2022")
@@ -161,10 +161,8 @@ def detect_rlfn(state_dict: dict[str, Tensor]) -> tuple[str, int, dict] | None:
         return None
     mid = int(state_dict["block_1.c1_r.weight"].shape[0])
     esa = int(state_dict["block_1.esa.conv1.weight"].shape[0])
-    up = int(state_dict["upsampler.0.weight"].shape[0])
-    s2, rem = divmod(up, in_channels)
-    scale = round(s2**0.5)
-    if rem or scale < 1 or scale * scale != s2:
+    scale = pixel_shuffle_scale(int(state_dict["upsampler.0.weight"].shape[0]), in_channels)
+    if scale is None:
         return None
     options = {
         "in_channels": in_channels,
@@ -178,4 +176,11 @@ def detect_rlfn(state_dict: dict[str, Tensor]) -> tuple[str, int, dict] | None:
     return "rlfn", scale, options
 
 
-__all__ = ["ESA", "RLFB", "RLFN", "RLFN_SPEC", "build_rlfn", "detect_rlfn"]
+FAMILY = ArchFamily(
+    name="rlfn",
+    specs={"rlfn": RLFN_SPEC},
+    detect=detect_rlfn,
+)
+
+
+__all__ = ["FAMILY", "ESA", "RLFB", "RLFN", "RLFN_SPEC", "build_rlfn", "detect_rlfn"]

@@ -30,9 +30,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from srkit.archs._spec import ArchSpec
+from srkit.archs._spec import ArchFamily, ArchSpec, pixel_shuffle_scale
 
 __all__ = [
+    "FAMILY",
     "RRDBNET_SPEC",
     "RRDB",
     "RRDBNet",
@@ -271,8 +272,8 @@ def detect_rrdbnet(state_dict: dict[str, torch.Tensor]) -> tuple[str, int, dict]
     num_feat, in_total = sd["conv_first.weight"].shape[:2]
     num_grow_ch = sd["body.0.rdb1.conv1.weight"].shape[0]
     num_out_ch = sd["conv_last.weight"].shape[0]
-    ratio = in_total // num_out_ch
-    scale = {1: 4, 4: 2, 16: 1}.get(ratio) if in_total % num_out_ch == 0 else None
+    unshuffle = pixel_shuffle_scale(int(in_total), int(num_out_ch))  # x4: none, x2: by 2, x1: by 4
+    scale = None if unshuffle is None else {1: 4, 2: 2, 4: 1}.get(unshuffle)
     if scale is None:
         return None
     options = {"num_in_ch": num_out_ch, "num_out_ch": num_out_ch, "num_feat": int(num_feat),
@@ -297,4 +298,11 @@ RRDBNET_SPEC = ArchSpec(
     # Real-ESRGAN's own inference runs this net in fp16 by default; activations stay O(1) (0..1 input,
     # residuals scaled by 0.2).
     safe_dtypes=("fp32", "bf16", "fp16"),
+)
+
+
+FAMILY = ArchFamily(
+    name="rrdbnet",
+    specs={"rrdbnet": RRDBNET_SPEC},
+    detect=detect_rrdbnet,
 )

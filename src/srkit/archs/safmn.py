@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from srkit.archs._spec import ArchSpec
+from srkit.archs._spec import ArchFamily, ArchSpec, pixel_shuffle_scale
 from srkit.errors import ConfigError
 
 PAPER = ("Sun, Dong, Tang, Pan, 'Spatially-Adaptive Feature Modulation for Efficient Image Super-Resolution', "
@@ -220,11 +220,17 @@ def detect_safmn(state_dict: dict[str, Tensor]) -> tuple[str, int, dict] | None:
     ffn_scale = _ffn_scale_for(dim, int(state_dict["feats.0.ccm.ccm.0.weight"].shape[0]))
     if ffn_scale is None:
         return None
-    s2, rem = divmod(int(state_dict["to_img.0.weight"].shape[0]), 3)
-    scale = math.isqrt(s2)
-    if rem or scale * scale != s2 or scale not in SAFMN_SPEC.scales:
+    scale = pixel_shuffle_scale(int(state_dict["to_img.0.weight"].shape[0]), 3)
+    if scale is None or scale not in SAFMN_SPEC.scales:
         return None
     return "safmn", scale, {"dim": dim, "n_blocks": n_blocks, "ffn_scale": ffn_scale}
 
 
-__all__ = ["CCM", "FMM", "SAFM", "SAFMN", "SAFMN_SPEC", "ChannelLayerNorm", "build_safmn", "detect_safmn"]
+FAMILY = ArchFamily(
+    name="safmn",
+    specs={"safmn": SAFMN_SPEC},
+    detect=detect_safmn,
+)
+
+
+__all__ = ["FAMILY", "CCM", "FMM", "SAFM", "SAFMN", "SAFMN_SPEC", "ChannelLayerNorm", "build_safmn", "detect_safmn"]

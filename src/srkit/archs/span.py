@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from srkit.archs._blocks import fold_1x1_into_3x3, fold_kxk_into_1x1, module_as, pad_1x1_to_3x3
-from srkit.archs._spec import ArchSpec
+from srkit.archs._spec import ArchFamily, ArchSpec, pixel_shuffle_scale
 
 PAPER = ("Wan, Yu, Li, Chen, Zou, Liu, Yin, Zuo, 'Swift Parameter-free Attention Network for Efficient "
          "Super-Resolution', CVPRW 2024")
@@ -249,14 +249,19 @@ def detect_span(state_dict: dict[str, Tensor]) -> tuple[str, int, dict] | None:
     if "block_6.c3_r.eval_conv.weight" not in state_dict and "block_6.c3_r.sk.weight" not in state_dict:
         return None
     feature_channels, num_in_ch = int(first.shape[0]), int(first.shape[1])
-    up = int(state_dict["upsampler.0.weight"].shape[0])
-    s2, rem = divmod(up, num_in_ch)
-    scale = round(s2**0.5)
-    if rem or scale < 1 or scale * scale != s2:
+    scale = pixel_shuffle_scale(int(state_dict["upsampler.0.weight"].shape[0]), num_in_ch)
+    if scale is None:
         return None
     options = {"num_in_ch": num_in_ch, "num_out_ch": num_in_ch, "feature_channels": feature_channels,
                "deploy": deploy}
     return "span", scale, options
 
 
-__all__ = ["SPAB", "SPAN", "SPAN_SPEC", "Conv3XC", "build_span", "detect_span"]
+FAMILY = ArchFamily(
+    name="span",
+    specs={"span": SPAN_SPEC},
+    detect=detect_span,
+)
+
+
+__all__ = ["FAMILY", "SPAB", "SPAN", "SPAN_SPEC", "Conv3XC", "build_span", "detect_span"]

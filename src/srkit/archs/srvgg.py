@@ -13,16 +13,15 @@ num_conv 32): a single ``body`` ModuleList alternating conv / activation, so the
 
 from __future__ import annotations
 
-import math
 import re
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from srkit.archs._spec import ArchSpec
+from srkit.archs._spec import ArchFamily, ArchSpec, pixel_shuffle_scale
 
-__all__ = ["SRVGG_COMPACT_SPEC", "SRVGGNetCompact", "build_srvggnet_compact", "detect_srvgg"]
+__all__ = ["FAMILY", "SRVGG_COMPACT_SPEC", "SRVGGNetCompact", "build_srvggnet_compact", "detect_srvgg"]
 
 
 def _activation(act_type: str, num_feat: int) -> nn.Module:
@@ -105,8 +104,8 @@ def detect_srvgg(state_dict: dict[str, torch.Tensor]) -> tuple[str, int, dict] |
     if w0.ndim != 4 or state_dict["body.1.weight"].ndim != 1:
         return None
     num_feat, num_in_ch = int(w0.shape[0]), int(w0.shape[1])
-    scale = math.isqrt(int(wl.shape[0]) // num_in_ch)
-    if scale < 1 or num_in_ch * scale * scale != wl.shape[0]:
+    scale = pixel_shuffle_scale(int(wl.shape[0]), num_in_ch)
+    if scale is None:
         return None
     options = {"num_in_ch": num_in_ch, "num_out_ch": num_in_ch, "num_feat": num_feat,
                "num_conv": (last - 2) // 2, "act_type": "prelu"}
@@ -129,4 +128,11 @@ SRVGG_COMPACT_SPEC = ArchSpec(
     receptive_field=lambda options: int(options.get("num_conv", 16)) + 2,
     # Real-ESRGAN runs these models in fp16 by default; activations stay O(1).
     safe_dtypes=("fp32", "bf16", "fp16"),
+)
+
+
+FAMILY = ArchFamily(
+    name="srvgg",
+    specs={"srvggnet-compact": SRVGG_COMPACT_SPEC},
+    detect=detect_srvgg,
 )

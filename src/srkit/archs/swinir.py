@@ -32,9 +32,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from srkit.archs._spec import ArchSpec
+from srkit.archs._spec import ArchFamily, ArchSpec, pixel_shuffle_scale
 
 __all__ = [
+    "FAMILY",
     "RSTB",
     "SWINIR_LIGHT_SPEC",
     "SWINIR_SPEC",
@@ -453,6 +454,7 @@ def detect_swinir(state_dict: dict[str, torch.Tensor]) -> tuple[str, int, dict] 
     else:
         return None
     num_feat = 64
+    scale: int | None
     if "conv_up1.weight" in sd:
         upsampler, scale = "nearest+conv", 4
         num_feat = int(sd["conv_up1.weight"].shape[0])
@@ -460,15 +462,14 @@ def detect_swinir(state_dict: dict[str, torch.Tensor]) -> tuple[str, int, dict] 
         upsampler = "pixelshuffle"
         num_feat = int(sd["conv_before_upsample.0.weight"].shape[0])
         n_convs = sum(1 for k in sd if re.fullmatch(r"upsample\.\d+\.weight", k))
-        scale = 3 if sd["upsample.0.weight"].shape[0] == 9 * num_feat else 2 ** n_convs
+        scale = 3 if pixel_shuffle_scale(int(sd["upsample.0.weight"].shape[0]), num_feat) == 3 else 2 ** n_convs
     elif "upsample.0.weight" in sd:
         upsampler = "pixelshuffledirect"
-        out = int(sd["upsample.0.weight"].shape[0])
-        scale = math.isqrt(out // in_chans)
-        if scale * scale * in_chans != out:
-            return None
+        scale = pixel_shuffle_scale(int(sd["upsample.0.weight"].shape[0]), in_chans)
     else:
         return None  # denoising / JPEG artefact removal models: not super-resolution
+    if scale is None:
+        return None
     options = {"in_chans": in_chans, "embed_dim": embed_dim, "depths": depths, "num_heads": num_heads,
                "window_size": window_size, "mlp_ratio": float(mlp_ratio), "qkv_bias": qkv_bias, "img_range": 1.0,
                "upsampler": upsampler, "resi_connection": resi_connection, "num_feat": num_feat}
@@ -510,4 +511,11 @@ SWINIR_LIGHT_SPEC = ArchSpec(
     size_multiple=8,
     receptive_field=None,
     safe_dtypes=("fp32", "bf16"),
+)
+
+
+FAMILY = ArchFamily(
+    name="swinir",
+    specs={"swinir": SWINIR_SPEC, "swinir-light": SWINIR_LIGHT_SPEC},
+    detect=detect_swinir,
 )

@@ -16,12 +16,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from srkit.archs._spec import ArchSpec
+from srkit.archs._spec import ArchFamily, ArchSpec
 from srkit.archs.classic import preupsampling_receptive_field
 from srkit.errors import ConfigError
 from srkit.ops import imresize_matlab
 
-__all__ = ["VDSR", "VDSR_SPEC", "build_vdsr", "detect_vdsr"]
+__all__ = ["FAMILY", "VDSR", "VDSR_SPEC", "build_vdsr", "detect_vdsr"]
 
 
 class _ConvReLU(nn.Module):
@@ -113,3 +113,10 @@ def detect_vdsr(state_dict: dict[str, torch.Tensor]) -> tuple[str, int | None, d
         return None
     return "vdsr", None, {"num_channels": int(w_in.shape[1]), "num_feat": int(w_in.shape[0]),
                           "num_layers": n + 2}
+
+
+FAMILY = ArchFamily(
+    name="vdsr",
+    specs={"vdsr": VDSR_SPEC},
+    detect=detect_vdsr,
+)

@@ -25,6 +25,8 @@ $SRKIT_CACHE/degraded, identical for every model); --paired DIR scores real pair
 
 
 def _data_dir(data: Optional[Path]) -> Path:
+    """--data, else $SRKIT_DATA, else the first `../shared/datasets` found next to the working folder or the
+    checkout (the layout the tests and benchmarks use)."""
     from srkit.errors import DatasetError
 
     if data is not None:
@@ -32,7 +34,20 @@ def _data_dir(data: Optional[Path]) -> Path:
     env = os.environ.get("SRKIT_DATA")
     if env:
         return Path(env)
-    raise DatasetError("no data folder: pass --data DIR or set SRKIT_DATA")
+    checkout = Path(__file__).resolve().parents[3]
+    for candidate in (Path.cwd().parent / "shared" / "datasets", checkout.parent / "shared" / "datasets"):
+        if candidate.is_dir():
+            return candidate
+    raise DatasetError("no data folder: pass --data DIR or set SRKIT_DATA (../shared/datasets was not found either)")
+
+
+def _default_scales(model: str) -> list[int]:
+    """The model's own scale; 2, 3 and 4 for classical upsamplers (they take any scale)."""
+    from srkit.models import CLASSICAL_KERNELS, load_model
+
+    if model.partition("-x")[0] in CLASSICAL_KERNELS and "-x" not in model:
+        return [2, 3, 4]
+    return [load_model(model).info.scale]
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -63,7 +78,9 @@ def eval_command(
     model: str = typer.Option("bicubic", "--model", "-m", help="Model name (bicubic, lanczos, ...) or weights file."),
     data: Optional[Path] = typer.Option(None, "--data", help="Folder of benchmark sets [default: $SRKIT_DATA]."),
     sets: list[str] = typer.Option(["Set5", "Set14", "B100"], "--sets", help="Sets to run (several values allowed)."),
-    scales: list[int] = typer.Option([2, 3, 4], "--scales", help="Scale factors (several values allowed)."),
+    scales: Optional[list[int]] = typer.Option(
+        None, "--scales", help="Scale factors (several values allowed) [default: the model's own scale; 2 3 4 for "
+        "classical upsamplers].", show_default=False),
     lr_from_disk: bool = typer.Option(False, "--lr-from-disk", help="Read LR_bicubic/X<s>/ instead of making LR."),
     rgb: bool = typer.Option(False, "--rgb", help="Score RGB instead of the Y channel."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
@@ -95,6 +112,8 @@ def eval_command(
         raise ConfigError("--lpips-net / --lpips-backbone apply to --metrics lpips, which is not asked for")
     options = {"lpips": {"net": lpips_net, "backbone": lpips_backbone}} if "lpips" in metrics else {}
     _check_metrics(metrics, options)
+    if not scales:
+        scales = _default_scales(model)
     bad = [s for s in scales if s < 1]
     if bad:
         raise ConfigError(f"scales must be positive integers, got {bad}")

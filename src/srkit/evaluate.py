@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -97,9 +96,11 @@ def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
 
 
 def degradation_cache_dir() -> Path:
-    """Where degraded benchmark LR images are kept: ``$SRKIT_CACHE/degraded`` or ``~/.cache/srkit/degraded``."""
-    root = os.environ.get("SRKIT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "srkit")
-    return Path(root) / "degraded"
+    """Where degraded benchmark LR images are kept: ``<cache>/degraded``, the cache being ``$SRKIT_CACHE`` or the
+    platform's cache folder (``~/.cache/srkit`` on Linux; `srkit.catalog.cache_dir`)."""
+    from srkit.catalog import cache_dir
+
+    return cache_dir() / "degraded"
 
 
 def degraded_lr(hr: np.ndarray, degradation, scale: int, seed: int, set_name: str, image: str,
@@ -186,7 +187,7 @@ def _check_metrics(metrics: Sequence[str], options: Mapping[str, dict] | None = 
 def _model_for_scale(model: str | Path | SRModel, scale: int) -> SRModel:
     if isinstance(model, SRModel):
         if model.info.scale != scale:
-            raise ModelLoadError(f"model {model.info.arch} is x{model.info.scale}; it cannot be evaluated at x{scale}")
+            raise ModelLoadError(f"model {model.info.name} is x{model.info.scale}; it cannot be evaluated at x{scale}")
         return model
     return load_model(model, scale=scale)
 

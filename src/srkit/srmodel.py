@@ -34,7 +34,14 @@ class ModelInfo:
         noise_channels: > 0 for a stochastic model: it takes keyword `noise`, a (B, noise_channels, h, w)
             standard normal field at LR resolution, drawn once per image from the call's seed so that all tiles
             (and all strips of a streamed image) see one field.
+        label: the variant's name when the options make it another than `arch` (ECBSR M12C48 built from the
+            `ecbsr-m16c64` entry); "" otherwise. `name` is what to show.
     """
+
+    @property
+    def name(self) -> str:
+        """The name to show a user: `label` when set, else `arch`."""
+        return self.label or self.arch
 
     arch: str
     scale: int
@@ -49,6 +56,7 @@ class ModelInfo:
     macs_per_lr_pixel: float | None = None
     inputs: tuple[str, ...] = ()
     noise_channels: int = 0
+    label: str = ""
     options: dict = field(default_factory=dict, compare=False)
 
 
@@ -78,7 +86,7 @@ class SRModel(nn.Module):
             # Gray input to an RGB model: replicate, run, and take the luma-neutral mean back.
             return self._run(x.expand(-1, 3, -1, -1), inputs).mean(dim=1, keepdim=True)
         if c != info.in_channels:
-            raise ValueError(f"model {info.arch} takes {info.in_channels} channels, got {c}")
+            raise ValueError(f"model {info.name} takes {info.in_channels} channels, got {c}")
         return self._run(x, inputs)
 
     def _run(self, x: torch.Tensor, inputs: dict | None = None) -> torch.Tensor:

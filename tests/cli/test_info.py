@@ -30,3 +30,16 @@ def test_reparameterised_model_is_costed_deployed(info):
 def test_unknown_model_one_line(srkit_cli):
     r = srkit_cli("info", "nope")
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_labels_say_what_the_model_is(srkit_cli):
+    import json
+
+    r = srkit_cli("info", "balanced-x4", "--json")
+    facts = json.loads(r.stdout)
+    assert facts["arch"] == "ecbsr-m12c48"  # built from the ecbsr-m16c64 entry with 12 modules, 48 channels
+    r = srkit_cli("info", "bicubic", "--json")
+    facts = json.loads(r.stdout)
+    assert facts["channels"] == "any" and facts["color_space"] == "any (per channel)"
+    r = srkit_cli("info", "balanced-x4")
+    assert "257,440" in r.stdout and "257440" not in r.stdout  # thousands separators on every count

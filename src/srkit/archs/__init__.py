@@ -124,6 +124,7 @@ def build(name: str, scale: int = 4, **options) -> SRModel:
         size_multiple=spec.size_multiple,
         receptive_field=rf,
         safe_dtypes=spec.safe_dtypes,
+        label=spec.label(dict(options)) if spec.label is not None else "",
         options=dict(options),
     )
     return SRModel(module, info)

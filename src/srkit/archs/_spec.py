@@ -40,6 +40,8 @@ class ArchSpec:
             None when it is the whole image (global pooling / attention).
         safe_dtypes: dtypes that keep accuracy.
         kind: "generator" (SR network) or "discriminator".
+        label: ``label(options) -> str``, the name to show for a build whose options make it another variant
+            than the table name says (ECBSR M12C48 built from the ``ecbsr-m16c64`` entry); None: the table name.
     """
 
     build: Callable[..., nn.Module]
@@ -55,6 +57,7 @@ class ArchSpec:
     receptive_field: int | None | Callable[[dict], int | None] = None
     safe_dtypes: tuple[str, ...] = ("fp32", "bf16", "fp16")
     kind: str = "generator"
+    label: Callable[[dict], str] | None = None
 
 
 @dataclass(frozen=True)

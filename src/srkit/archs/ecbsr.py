@@ -237,15 +237,23 @@ def _rf_m16c64(options: dict) -> int:
 
 # fp16 left out: the authors' weights work on 0..255 and the folded kernels are large, so activations can leave
 # fp16's range; bf16 has fp32's range.
+def _label_m4c16(options: dict) -> str:
+    return f"ecbsr-m{options.get('module_nums', 4)}c{options.get('channel_nums', 16)}"
+
+
+def _label_m16c64(options: dict) -> str:
+    return f"ecbsr-m{options.get('module_nums', 16)}c{options.get('channel_nums', 64)}"
+
+
 ECBSR_M4C16_SPEC = ArchSpec(
     build=build_ecbsr_m4c16, family="ecbsr", paper=PAPER, repo=REPO, license=LICENSE, scales=(2, 3, 4),
     in_channels=1, out_channels=1, color_space="y", size_multiple=1, receptive_field=_rf_m4c16,
-    safe_dtypes=("fp32", "bf16"),
+    safe_dtypes=("fp32", "bf16"), label=_label_m4c16,
 )
 ECBSR_M16C64_SPEC = ArchSpec(
     build=build_ecbsr_m16c64, family="ecbsr", paper=PAPER, repo=REPO, license=LICENSE, scales=(2, 3, 4),
     in_channels=1, out_channels=1, color_space="y", size_multiple=1, receptive_field=_rf_m16c64,
-    safe_dtypes=("fp32", "bf16"),
+    safe_dtypes=("fp32", "bf16"), label=_label_m16c64,
 )
 
 _NAMES = {(4, 16): "ecbsr-m4c16", (16, 64): "ecbsr-m16c64"}

@@ -40,7 +40,7 @@ def describe(model: SRModel) -> dict:
         params_deployed = sum(p.numel() for p in deployed.module.parameters())
         per_lr = macs_per_lr_pixel(deployed)
     return {
-        "arch": info.arch,
+        "arch": info.name,
         "scale": s,
         **({"format": info.options["format"]} if exported else {}),
         "params": params_deployed,
@@ -48,8 +48,8 @@ def describe(model: SRModel) -> dict:
         "macs_per_output_pixel": None if per_lr is None else per_lr / (s * s),
         "macs_720p_G": None if per_lr is None else per_lr * (1280 * 720) / (s * s) / 1e9,
         "receptive_field": info.receptive_field,
-        "color_space": info.color_space,
-        "channels": info.in_channels,
+        "color_space": "any (per channel)" if info.channel_agnostic else info.color_space,
+        "channels": "any" if info.channel_agnostic else info.in_channels,
         "input_range": info.input_range,
         "size_multiple": info.size_multiple,
         "safe_dtypes": ", ".join(info.safe_dtypes),

@@ -45,6 +45,7 @@ def info_command(
     t.add_column("value", justify="right")
     fmt = {
         "params": lambda v: f"{v:,}",
+        "params_training_form": lambda v: f"{v:,}",
         "macs_per_output_pixel": lambda v: f"{v:,.0f}",
         "macs_720p_G": lambda v: f"{v:,.2f} G",
     }

@@ -155,7 +155,7 @@ def export_metadata(model: SRModel, channels: int) -> dict:
     return {
         "format": "srkit-export",
         "version": 1,
-        "arch": info.arch,
+        "arch": info.name,
         "scale": int(info.scale),
         "channels": int(channels),
         "color_space_inside": info.color_space,

@@ -145,7 +145,7 @@ def onnx_model_bytes(
         try:
             net(example)
         except Exception as e:  # noqa: BLE001 - the model's own error, reported in one line
-            raise ConfigError(f"{model.info.arch} does not run on a {c}-channel input: {_first_line(e)}") from None
+            raise ConfigError(f"{model.info.name} does not run on a {c}-channel input: {_first_line(e)}") from None
     tries = ["dynamo", "legacy"] if exporter == "auto" else [exporter]
     reasons = []
     for name in tries:
@@ -162,11 +162,11 @@ def onnx_model_bytes(
         entry = proto.metadata_props.add()
         entry.key, entry.value = EXPORT_METADATA_KEY, json.dumps(export_metadata(net_model, c))
         if proto.ByteSize() > _MAX_PROTO_BYTES:
-            raise ConfigError(f"{model.info.arch}: the ONNX model would exceed 2 GB (external data not supported)")
+            raise ConfigError(f"{model.info.name}: the ONNX model would exceed 2 GB (external data not supported)")
         info = {"exporter": name, "opset": max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
                 "channels": c, "trace_size": [th, tw]}
         return proto.SerializeToString(), info
-    raise ConfigError(f"{model.info.arch} does not export to ONNX ({'; '.join(reasons)})")
+    raise ConfigError(f"{model.info.name} does not export to ONNX ({'; '.join(reasons)})")
 
 
 def _first_line(e: BaseException) -> str:
@@ -238,7 +238,7 @@ def export_onnx(
         diff, shape = check_onnx_bytes(data, model, info["channels"])
         if not diff <= atol:
             raise ConfigError(
-                f"ONNX export of {model.info.arch} differs from PyTorch by {diff:.3g} (> {atol:g}) on input {shape}"
+                f"ONNX export of {model.info.name} differs from PyTorch by {diff:.3g} (> {atol:g}) on input {shape}"
             )
     out = write_atomic(path, data)
     return {"path": str(out), "format": "onnx", "opset": info["opset"], "exporter": info["exporter"],

@@ -60,7 +60,7 @@ def export_torchscript(
             meta = json.dumps(export_metadata(ref_model, c))
             torch.jit.save(traced, buf, _extra_files={f"{EXPORT_METADATA_KEY}.json": meta})
     except Exception as e:  # noqa: BLE001 - the tracer raises many kinds of errors
-        raise ConfigError(f"{model.info.arch} does not trace to TorchScript: {_first_line(e)}") from None
+        raise ConfigError(f"{model.info.name} does not trace to TorchScript: {_first_line(e)}") from None
     data = buf.getvalue()
     diff, shape = None, None
     if check:
@@ -73,13 +73,13 @@ def export_torchscript(
             try:
                 out = loaded(x).float()
             except Exception as e:  # noqa: BLE001 - a size frozen into the trace fails here
-                raise ConfigError(f"traced {model.info.arch} fails on another input size: {_first_line(e)}") from None
+                raise ConfigError(f"traced {model.info.name} fails on another input size: {_first_line(e)}") from None
         if out.shape != ref.shape:
             raise ConfigError(f"traced output shape {tuple(out.shape)} differs from eager {tuple(ref.shape)}")
         diff = float(np.abs(out.double().numpy() - ref.double().numpy()).max())
         shape = list(x.shape)
         if not diff <= atol:
-            raise ConfigError(f"TorchScript export of {model.info.arch} differs from eager by {diff:.3g} (> {atol:g})")
+            raise ConfigError(f"TorchScript export of {model.info.name} differs from eager by {diff:.3g} (> {atol:g})")
     write_atomic(path, data)
     return {"path": str(path), "format": "torchscript", "channels": c, "size_bytes": len(data),
             "max_abs_diff": diff, "check_shape": shape}

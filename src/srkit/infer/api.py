@@ -129,7 +129,7 @@ def _resolve_model(model: ModelRef, scale: int | None) -> SRModel:
             # Some authors' checkpoints do not reveal their scale: the caller's scale is the missing piece.
             m = _load(model, scale)
     if scale is not None and m.info.scale != scale:
-        raise ConfigError(f"model {m.info.arch} is x{m.info.scale}, but scale {scale} was asked for")
+        raise ConfigError(f"model {m.info.name} is x{m.info.scale}, but scale {scale} was asked for")
     return m
 
 
@@ -162,7 +162,7 @@ def load_upscaler(
     """
     if isinstance(model, Upscaler):
         if scale is not None and model.scale != scale:
-            raise ConfigError(f"model {model.model.info.arch} is x{model.scale}, but scale {scale} was asked for")
+            raise ConfigError(f"model {model.model.info.name} is x{model.scale}, but scale {scale} was asked for")
         return model
     try:
         dev = torch.device(device)

@@ -198,7 +198,7 @@ def _check_inputs(model: SRModel, request: Request) -> dict[str, float]:
     unknown = [k for k, _ in request.inputs if k not in names]
     if unknown:
         takes = f"takes {', '.join(names)}" if names else "takes no extra inputs"
-        raise ConfigError(f"model {model.info.arch} {takes}; got {', '.join(unknown)}")
+        raise ConfigError(f"model {model.info.name} {takes}; got {', '.join(unknown)}")
     return dict(request.inputs)
 
 

@@ -143,7 +143,7 @@ def _upscale_file_streaming(
     s, info = up.scale, up.model.info
     context = strip_context(up)
     if info.receptive_field is None:
-        warnings.warn(f"{info.arch} sees the whole image: streamed strips get {context} rows of context and the "
+        warnings.warn(f"{info.name} sees the whole image: streamed strips get {context} rows of context and the "
                       "output is close to, not equal to, a whole-image upscale", RuntimeWarning, stacklevel=3)
     rows = default_strip_rows(w, _work_channels(up, channels), s, context, _STREAM_TILE)
     out_dtype = _fit_dtype(arr.dtype, fmt)

@@ -244,7 +244,7 @@ def prepare_network(
         if compile:
             raise ConfigError("compile applies to the torch backend only")
         if model.info.inputs:
-            raise ConfigError(f"{model.info.arch} takes extra inputs ({', '.join(model.info.inputs)}); the "
+            raise ConfigError(f"{model.info.name} takes extra inputs ({', '.join(model.info.inputs)}); the "
                               "onnxruntime backend runs single-input models only")
     from srkit.export.graph import needs_deploy
 

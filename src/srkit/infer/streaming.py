@@ -160,7 +160,7 @@ def upscale_tiff_streaming(
     channels = 1 if image.ndim == 2 else image.shape[2]
     context = strip_context(upscaler)
     if info.receptive_field is None:
-        warnings.warn(f"{info.arch} sees the whole image: strips get {context} rows of context and the output is "
+        warnings.warn(f"{info.name} sees the whole image: strips get {context} rows of context and the output is "
                       "close to, not equal to, a whole-image upscale", RuntimeWarning, stacklevel=2)
     unit = tile // math.gcd(tile, s)
     rows = default_strip_rows(w, channels, s, context, tile) if strip_rows is None else strip_rows

@@ -10,6 +10,7 @@ through the same evaluation and inference code as a network.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -74,6 +75,12 @@ def builtin_weights() -> dict[str, Path]:
     return {p.stem: p for p in sorted(WEIGHTS_DIR.glob("*.safetensors"))}
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_model(model: SRModel, path: str | Path, *, training_data: str = "",
                extra: dict[str, str] | None = None) -> Path:
     """Write an `SRModel` built by `srkit.archs.build` as srkit safetensors (atomic: temp file + rename).
@@ -85,7 +92,6 @@ def save_model(model: SRModel, path: str | Path, *, training_data: str = "",
         ModelLoadError: the model has no arch spec behind it (e.g. a classical upsampler) or cannot be written.
     """
     import json
-    import os
 
     from safetensors.torch import save_file
 
@@ -111,6 +117,7 @@ def save_model(model: SRModel, path: str | Path, *, training_data: str = "",
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         save_file(tensors, str(tmp), metadata=meta)
+        os.chmod(tmp, 0o666 & ~_umask())  # a weights file is for sharing: rw-r--r-- under the usual umask
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
@@ -245,6 +252,37 @@ def model_from_state_dict(sd: dict, *, scale: int | None = None, label: str = "s
     raise ModelLoadError(f"{label}: no known layout fits its {len(sd)} tensors (tried {', '.join(tried)}; {last})")
 
 
+# --- catalogue models (`srkit pull NAME` puts them in the cache; see srkit.catalog) --------------------------
+
+
+def _pulled_catalogue_model(name: str) -> Path | None:
+    """The cached file of catalogue model `name`, or None when `name` is no catalogue model.
+
+    Raises:
+        ModelLoadError: a catalogue model that is not in the cache; one line saying `srkit pull NAME` or where
+            to put the file.
+    """
+    from srkit.catalog import resolve_cached
+
+    return resolve_cached(name)
+
+
+def _unknown_model(name: str, shipped: dict[str, Path]) -> ModelLoadError:
+    """The unknown-name error, naming the closest shipped, classical and catalogue names."""
+    from srkit.catalog import closest_names, load_catalogue
+    from srkit.errors import ConfigError
+
+    names = [*CLASSICAL_KERNELS, *shipped]
+    try:
+        names += load_catalogue().ids
+    except ConfigError:
+        pass
+    close = closest_names(name, names)
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    return ModelLoadError(f"unknown model {name!r}: no such file, and not a shipped, classical or catalogue model"
+                          f"{hint} (srkit models lists them)")
+
+
 def load_model(name_or_path: str | Path | SRModel, *, scale: int | None = None) -> SRModel:
     """Resolve a model name or weights path to an `SRModel` in eval mode.
 
@@ -253,15 +291,17 @@ def load_model(name_or_path: str | Path | SRModel, *, scale: int | None = None) 
     a path to srkit safetensors; a path to an authors' checkpoint (`.pth`/`.pt`/`.ckpt`/`.safetensors`, loaded
     with `torch.load(weights_only=True)`; `params_ema`/`params`/`state_dict` wrappers and legacy pickles handled)
     in a layout of an srkit architecture; anything spandrel recognises; an ONNX or TorchScript export
-    (`srkit.export.load`, run by onnxruntime / `torch.jit`, fp32).
+    (`srkit.export.load`, run by onnxruntime / `torch.jit`, fp32); last, the id of a catalogue model pulled into
+    the cache (`srkit pull NAME`, `srkit.catalog`).
 
     Args:
         scale: upscaling factor for scale-free models (classical upsamplers, default 4) and for weights whose
             scale cannot be read from their shapes. For a model with a fixed scale it must match, if given.
 
     Raises:
-        ModelLoadError: unknown name, unreadable file, a layout nothing recognises (the message lists what was
-            tried), or a scale that does not fit the model.
+        ModelLoadError: unknown name (the message names the closest known ones), a catalogue model not pulled
+            yet, unreadable file, a layout nothing recognises (the message lists what was tried), or a scale that
+            does not fit the model.
     """
     if isinstance(name_or_path, SRModel):
         if scale is not None and scale != name_or_path.info.scale:
@@ -291,8 +331,10 @@ def load_model(name_or_path: str | Path | SRModel, *, scale: int | None = None) 
                 f"{name!r} is an architecture without shipped weights: pass a weights file, or build it with "
                 "srkit.archs.build"
             )
-        known = ", ".join(sorted(CLASSICAL_KERNELS) + sorted(shipped))
-        raise ModelLoadError(f"unknown model {name!r}: no such file, and not a known name ({known})")
+        pulled = _pulled_catalogue_model(name)
+        if pulled is None:
+            raise _unknown_model(name, shipped)
+        path = pulled
     if path.is_dir():
         raise ModelLoadError(f"{name!r} is a folder, not a weights file")
     from srkit.export.load import load_exported

@@ -169,3 +169,17 @@ def test_nan_and_inf_are_masked_not_spread():
     # Tensors take the same path.
     t = srkit.upscale(torch.from_numpy(img).permute(2, 0, 1), model=up)
     assert torch.equal(torch.isnan(t).permute(1, 2, 0), torch.from_numpy(want_nan))
+
+
+def test_progress_reports_tiles_and_strips():
+    up = Upscaler(rand_model("fsrcnn-s", 2), tile=16)
+    img = _image(40, 52)
+    seen: list[float] = []
+    whole = engine.run_array(up, img, engine.Request(progress=seen.append))
+    assert len(seen) == 3 * 4 and seen == sorted(seen) and seen[-1] == 1.0  # one report per 16 px tile
+    seen.clear()
+    strips = np.concatenate(list(engine.iter_strips(up, img, engine.Request(progress=seen.append), rows=20)))
+    assert np.array_equal(strips, whole)
+    # 2 strips of 20 rows; each, with its context rows, is 2 x 4 tiles
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) == 2 * 2 * 4
+    assert engine.Request(progress=print) == engine.Request()  # not part of what a request computes

@@ -22,8 +22,8 @@ TTA and strips all see the same field); a multi-frame model can stack its frame 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol, get_args
 
 import numpy as np
@@ -71,12 +71,15 @@ class Request:
         inputs: (name, value) pairs for the model's `ModelInfo.inputs` (e.g. a conditioned model's noise level);
             a name the model does not take is a ConfigError; a missing one is the model's to default.
         seed: seeds the noise field of stochastic models (None: a random seed per call); ignored otherwise.
+        progress: called with the fraction of the image done (0..1] after each tile (and each strip when
+            streamed), for progress bars on big images; not part of the result.
     """
 
     alpha: AlphaMode = "bicubic"
     tta: bool = False
     inputs: tuple[tuple[str, float], ...] = ()
     seed: int | None = None
+    progress: Callable[[float], None] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.alpha not in get_args(AlphaMode):
@@ -88,10 +91,10 @@ class Request:
 
     @classmethod
     def make(cls, *, alpha: AlphaMode = "bicubic", tta: bool = False, inputs: Mapping[str, float] | None = None,
-             seed: int | None = None) -> Request:
+             seed: int | None = None, progress: Callable[[float], None] | None = None) -> Request:
         """A Request from keyword arguments (`inputs` as a mapping), validated."""
         pairs = tuple(sorted((str(k), float(v)) for k, v in (inputs or {}).items()))
-        return cls(alpha=alpha, tta=bool(tta), inputs=pairs, seed=seed)
+        return cls(alpha=alpha, tta=bool(tta), inputs=pairs, seed=seed, progress=progress)
 
 
 @dataclass(frozen=True)
@@ -241,17 +244,44 @@ def _tta_fn(fn, tta: bool):
     return run
 
 
-def _tiled(fn, x: torch.Tensor, up: Runner, side: int | None, batch: int) -> torch.Tensor:
-    from srkit.infer.tiling import run_tiled_blend, run_tiled_exact
+def _counted(fn, images: int, total: int, progress: Callable[[float], None]):
+    """`fn`, reporting the fraction of `total` tiles done after each call (a call may hold several tiles of
+    `images` images each, batched)."""
+    done = 0
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        nonlocal done
+        y = fn(x)
+        done += max(1, x.shape[0] // max(1, images))
+        progress(min(1.0, done / max(1, total)))
+        return y
+
+    return run
+
+
+def _tiled(fn, x: torch.Tensor, up: Runner, side: int | None, batch: int,
+           progress: Callable[[float], None] | None = None) -> torch.Tensor:
+    from srkit.infer.tiling import blend_regions, plan_tiles, run_tiled_blend, run_tiled_exact
 
     h, w = x.shape[-2:]
     info = up.model.info
-    if side is None or (h <= side and w <= side):
+    whole = side is None or (h <= side and w <= side)
+    rf = info.receptive_field
+    overlap = 0
+    if not whole and rf is None:
+        assert side is not None
+        overlap = min(up.tiling.overlap if up.tiling.overlap is not None else max(8, side // 8), side // 2)
+    if progress is not None:
+        total = 1
+        if side is not None and not whole:
+            total = len(plan_tiles(h, w, side, rf) if rf is not None else blend_regions(h, w, side, overlap))
+        fn = _counted(fn, x.shape[0], total, progress)
+    if whole:
         return fn(x)
-    if info.receptive_field is not None:
-        return run_tiled_exact(fn, x, info.scale, side, info.receptive_field, batch)
-    overlap = up.tiling.overlap if up.tiling.overlap is not None else max(8, side // 8)
-    return run_tiled_blend(fn, x, info.scale, side, min(overlap, side // 2), batch)
+    assert side is not None
+    if rf is not None:
+        return run_tiled_exact(fn, x, info.scale, side, rf, batch)
+    return run_tiled_blend(fn, x, info.scale, side, overlap, batch)
 
 
 @torch.inference_mode()
@@ -278,7 +308,7 @@ def run_model(up: Runner, x: torch.Tensor, request: Request = Request(),
     batch = up.tiling.batch
     while True:
         try:
-            return _tiled(fn, xin, up, side, batch).to(x.device).contiguous()
+            return _tiled(fn, xin, up, side, batch, request.progress).to(x.device).contiguous()
         except torch.OutOfMemoryError:
             if batch > 1:
                 batch = 1
@@ -475,6 +505,11 @@ def strip_context(up: Runner) -> int:
     return max(context, 4)
 
 
+def _within(progress: Callable[[float], None], part: int, parts: int) -> Callable[[float], None]:
+    """`progress` for part `part` of `parts` equal parts: a fraction f of that part reports (part + f) / parts."""
+    return lambda f: progress((part + f) / parts)
+
+
 def iter_strips(up: Runner, image: np.ndarray, request: Request = Request(), *, rows: int,
                 context: int | None = None) -> Iterator[np.ndarray]:
     """`run_array(up, image, request)`, produced as strips of `rows` LR rows (rows * scale output rows) each.
@@ -513,7 +548,11 @@ def iter_strips(up: Runner, image: np.ndarray, request: Request = Request(), *, 
             del colour, ft
         del a
     noise = noise_field(up.model, 1, h, w, request.seed)
-    for r0 in range(0, h, max(1, rows)):
+    starts = range(0, h, max(1, rows))
+    for i, r0 in enumerate(starts):
+        strip_request = request
+        if request.progress is not None:
+            strip_request = replace(request, progress=_within(request.progress, i, len(starts)))
         r1 = min(r0 + rows, h)
         a0, a1 = max(r0 - context, 0), min(r1 + context, h)
         x = base[a0:a1].copy() if base is not None else _to_float(np.asarray(arr[a0:a1]), peak)
@@ -522,7 +561,7 @@ def iter_strips(up: Runner, image: np.ndarray, request: Request = Request(), *, 
         t = _bchw(x)
         del x
         strip_noise = None if noise is None else noise[..., a0:a1, :]
-        yt = run_image(up, t, request, fill=filled is None, noise=strip_noise)
+        yt = run_image(up, t, strip_request, fill=filled is None, noise=strip_noise)
         del t
         yt = yt[..., (r0 - a0) * s : (r1 - a0) * s, :]
         if bad is not None:

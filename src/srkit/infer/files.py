@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -192,6 +192,7 @@ def upscale_file(
     seed: int | None = None,
     stream: bool | None = None,
     domain_options: DomainOptions | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> Path:
     """Read `src`, upscale it, write `dst` (atomically) with its metadata; returns `Path(dst)`.
 
@@ -206,6 +207,8 @@ def upscale_file(
             `srkit.io.write_image`).
         model, scale, tile, dtype, device, alpha, tta, inputs, seed: as in `srkit.infer.api.upscale`; pass an
             `Upscaler` to share one model over many files.
+        progress: called with the fraction of the image done after each tile / strip (a progress bar for big
+            images).
         domain_options: options of the domain writers (`srkit.domains.DomainOptions`: bands, value range, COG,
             video codec and quality, ...), used when `src` is a domain file.
         stream: True: build the output strip by strip in bounded memory; False: build it whole in memory;
@@ -247,13 +250,13 @@ def upscale_file(
     domain = route(src_p)  # GeoTIFF, DICOM, NIfTI, video: their own writers keep their metadata true
     if domain is not None:
         up = load_upscaler(model, scale=scale, tile=tile, dtype=dtype, device=device, tta=bool(tta))
-        request = up.request(alpha=alpha, tta=tta, inputs=inputs, seed=seed)
+        request = up.request(alpha=alpha, tta=tta, inputs=inputs, seed=seed, progress=progress)
         return upscale_domain_file(domain, src_p, dst_p, up, request, domain_options)
     fmt = _output_format(dst_p, format)
     if stream and fmt is None:
         write_format(dst_p, format)  # raises: unknown format
     up = load_upscaler(model, scale=scale, tile=tile, dtype=dtype, device=device, tta=bool(tta))
-    request = up.request(alpha=alpha, tta=tta, inputs=inputs, seed=seed)
+    request = up.request(alpha=alpha, tta=tta, inputs=inputs, seed=seed, progress=progress)
     arr, meta = read_image(src_p)
     s = up.scale
     h, w = arr.shape[:2]

@@ -127,6 +127,19 @@ def _ramp(n: int, left: int, right: int, device, dtype) -> torch.Tensor:
     return wgt
 
 
+def blend_regions(h: int, w: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """The LR regions ``(y0, y1, x0, x1)`` `run_tiled_blend` runs: tiles of side `tile` every `tile - overlap`
+    pixels, the last row/column moved back to end at the border."""
+    step = max(tile - overlap, 1)
+    ys = list(range(0, max(h - tile, 0) + 1, step))
+    xs = list(range(0, max(w - tile, 0) + 1, step))
+    if ys[-1] + tile < h:
+        ys.append(h - tile)
+    if xs[-1] + tile < w:
+        xs.append(w - tile)
+    return [(y0, min(y0 + tile, h), x0, min(x0 + tile, w)) for y0 in ys for x0 in xs]
+
+
 def run_tiled_blend(
     fn: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -139,14 +152,7 @@ def run_tiled_blend(
     receptive field is the whole image, e.g. SwinIR). (B, C, H, W) -> (B, C', H*scale, W*scale); `batch` as in
     `run_tiled_exact`."""
     b, _, h, w = x.shape
-    step = max(tile - overlap, 1)
-    ys = list(range(0, max(h - tile, 0) + 1, step))
-    xs = list(range(0, max(w - tile, 0) + 1, step))
-    if ys[-1] + tile < h:
-        ys.append(h - tile)
-    if xs[-1] + tile < w:
-        xs.append(w - tile)
-    regions = [(y0, min(y0 + tile, h), x0, min(x0 + tile, w)) for y0 in ys for x0 in xs]
+    regions = blend_regions(h, w, tile, overlap)
     acc: torch.Tensor | None = None
     norm: torch.Tensor | None = None
     for i, y in batched(fn, x, regions, batch):

@@ -8,7 +8,7 @@ inference path, `srkit.infer.engine`, and works on its own tensors, so one insta
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -159,9 +159,11 @@ class Upscaler:
         return engine.tile_side(self)
 
     def request(self, *, alpha: AlphaMode = "bicubic", tta: bool | None = None,
-                inputs: Mapping[str, float] | None = None, seed: int | None = None) -> Request:
+                inputs: Mapping[str, float] | None = None, seed: int | None = None,
+                progress: Callable[[float], None] | None = None) -> Request:
         """The `Request` for a call: `tta` None takes this Upscaler's default."""
-        return Request.make(alpha=alpha, tta=self._tta if tta is None else tta, inputs=inputs, seed=seed)
+        return Request.make(alpha=alpha, tta=self._tta if tta is None else tta, inputs=inputs, seed=seed,
+                            progress=progress)
 
     # --- running ------------------------------------------------------------------------------------
 

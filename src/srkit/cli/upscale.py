@@ -7,7 +7,8 @@ Policies:
 * `-o OUT` is the output file for a single input file when OUT has a suffix and is not a folder; otherwise it is
   a folder (created if needed). A folder's images keep their path relative to that folder, a glob's matches their
   path relative to the glob's fixed leading folders; single files go to the top of OUT. Output names: the
-  input's stem + `--suffix` + `.<--format>` (default: the input's suffix; GIF becomes PNG). Put outputs in their
+  input's stem + `--suffix` + `.<--format>` (default: the input's suffix; the read-only GIF, PSD, PNM, QOI and
+  JPEG XL become PNG, or TIFF when 16-bit or float: `srkit.io.output_suffix`). Put outputs in their
   own folder: a folder that is both input and output is read again on the next run.
 * Existing outputs are skipped by default (`--skip-existing`), so rerunning a killed or failed batch finishes
   exactly what is missing; `--overwrite` replaces them. Writes are atomic (temp file + rename), so no partial file
@@ -26,6 +27,7 @@ Policies:
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import re
@@ -58,9 +60,19 @@ A failed file prints one line on stderr; the run ends with a summary and exits 1
 
 Memory: big outputs are streamed (--stream): built strip by strip, never whole in memory, with the same pixels
 and metadata. By default a file is streamed when the whole-image path would need more than half the available
-memory (MemAvailable) or 4 GiB, estimated as 4.5 float32 copies of the output. TIFF is written tiled; PNG and
+memory (MemAvailable) or 1 GiB, estimated as 4.5 float32 copies of the output. TIFF is written tiled; PNG and
 JPEG go through a temporary uncompressed TIFF next to the output (needs that much disk) and libvips (pyvips).
-WebP and BMP cannot be streamed (WebP is also limited to 16383 px a side): write TIFF or PNG.
+WebP, BMP, HEIC, AVIF and JPEG 2000 cannot be streamed (WebP is also limited to 16383 px a side, HEIC and AVIF to
+16384): write TIFF or PNG.
+
+Formats: reads PNG, JPEG, WebP, BMP, TIFF, GIF, HEIC/HEIF, AVIF, JPEG 2000, JPEG XL, QOI, PSD and PNM (HEIC and
+JPEG XL need `pip install 'srkit[formats]'`); writes the input's format, or --format. GIF, PSD, PNM, QOI and JPEG XL
+inputs are written as PNG (TIFF when 16-bit or float).
+
+Video (MP4, MKV, MOV, WebM, AVI, MPEG-TS; `pip install 'srkit[video]'`): frames are upscaled in batches and encoded
+with --video-codec (h264, h265, or lossless ffv1) at --crf; audio and subtitle streams are copied untouched;
+timestamps, rotation and colour tags are kept; the output keeps the input's container suffix. A killed run resumes
+at its last finished segment (kept in a hidden folder next to the output).
 """
 
 
@@ -77,6 +89,15 @@ class OutFormat(str, Enum):
     webp = "webp"
     tif = "tif"
     bmp = "bmp"
+    heic = "heic"
+    avif = "avif"
+    jp2 = "jp2"
+
+
+class VideoCodec(str, Enum):
+    h264 = "h264"
+    h265 = "h265"
+    ffv1 = "ffv1"
 
 
 class Backend(str, Enum):
@@ -148,11 +169,15 @@ def _walk_images(root: Path, exclude: str | None) -> list[Path]:
 
 
 def _out_name(src: Path, fmt: str | None, suffix: str) -> str:
-    ext = src.suffix
-    if fmt is not None:
-        ext = "." + fmt
-    elif ext.lower() == ".gif":
-        ext = ".png"  # GIF is read-only
+    from srkit.io import output_suffix
+
+    # --format, else the input's suffix; read-only inputs (GIF, PSD, PNM, QOI, JPEG XL) become PNG, or TIFF when
+    # their header says 16-bit or float
+    ext = "." + fmt if fmt is not None else output_suffix(src)
+    from srkit.domains.sniff import is_video
+
+    if is_video(src):  # a video keeps its container; --format names image formats
+        ext = src.suffix
     return f"{src.stem}{suffix}{ext}"
 
 
@@ -213,7 +238,7 @@ def plan_jobs(
         (jobs, failures as (file, reason), notes). Failures are inputs that do not exist, globs that match
         nothing, outputs that are inputs and outputs claimed by two inputs.
     """
-    from srkit.infer.files import same_file  # here, not at the top: `srkit --help` must not load torch
+    from srkit.io.atomic import same_file
 
     failures: list[tuple[str, str]] = []
     notes: list[str] = []
@@ -308,7 +333,8 @@ def upscale_command(
     tta: bool = typer.Option(False, "--tta", help="8-fold flip/rotate self-ensemble (8x slower)."),
     format: Optional[OutFormat] = typer.Option(None, "--format", "-f", help="Output format (default: the input's)."),
     quality: int = typer.Option(
-        95, "--quality", "-q", min=1, max=100, help="JPEG/WebP quality (WebP 100 = lossless)."
+        95, "--quality", "-q", min=1, max=100,
+        help="JPEG/WebP/HEIC/AVIF/JPEG 2000 quality (100 = lossless WebP, HEIC and JPEG 2000)."
     ),
     overwrite: bool = typer.Option(
         False, "--overwrite/--skip-existing", help="Replace existing outputs, or skip them (default)."
@@ -320,8 +346,11 @@ def upscale_command(
     stream: Optional[bool] = typer.Option(
         None, "--stream/--no-stream", show_default=False,
         help="Build outputs strip by strip in bounded memory, or whole in memory. Default: stream when the "
-             "whole-image path would need > min(1/2 of available memory, 4 GiB).",
+             "whole-image path would need > min(1/2 of available memory, 1 GiB).",
     ),
+    video_codec: VideoCodec = typer.Option(
+        VideoCodec.h264, "--video-codec", help="Video encoder (ffv1: lossless; needs .mkv, .mov or .avi)."),
+    crf: int = typer.Option(18, "--crf", min=0, max=51, help="H.264/H.265 constant rate factor (lower: better)."),
 ) -> None:
     t0 = time.perf_counter()
     tile_v = parse_tile(tile)
@@ -353,8 +382,11 @@ def upscale_command(
             model, scale=scale, tile=tile_v, dtype=dtype.value, device=device, tta=tta,
             backend=None if backend == Backend.torch else backend.value,
         )
+        from srkit.domains import DomainOptions
+
         written, n_failed = _run(up, todo, fmt=fmt, quality=quality, alpha=alpha.value, tta=tta, say=say,
-                                 console=err, interactive=interactive, stream=stream)
+                                 console=err, interactive=interactive, stream=stream,
+                                 domain_options=DomainOptions(codec=video_codec.value, crf=crf))
         failed += n_failed
     note = " (existing outputs are skipped; --overwrite replaces them)" if skipped else ""
     typer.echo(f"srkit upscale: {written} written, {skipped} skipped, {failed} failed in "
@@ -364,7 +396,7 @@ def upscale_command(
 
 
 def _run(
-    up, todo: list[Job], *, fmt, quality, alpha, tta, say, console, interactive, stream=None
+    up, todo: list[Job], *, fmt, quality, alpha, tta, say, console, interactive, stream=None, domain_options=None
 ) -> tuple[int, int]:
     """Upscale each job with the shared Upscaler `up`; returns (written, failed)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -377,17 +409,27 @@ def _run(
         console=console, transient=True, disable=not interactive,
     ) as progress:
         task = progress.add_task("upscale", total=len(todo))
+        frames = progress.add_task("frames", total=None, visible=False)
+
+        def frame_progress(done: int, total: int) -> None:  # videos report their frames
+            progress.update(frames, completed=done, total=total, visible=True)
+
+        if domain_options is not None:
+            extra = {**domain_options.extra, "progress": frame_progress}
+            domain_options = dataclasses.replace(domain_options, extra=extra)
         for j in todo:
             progress.update(task, description=f"upscale {j.src.name}")
             try:
                 j.dst.parent.mkdir(parents=True, exist_ok=True)
                 remove_stale_temps(j.dst)
-                upscale_file(j.src, j.dst, up, format=fmt, quality=quality, alpha=alpha, tta=tta, stream=stream)
+                upscale_file(j.src, j.dst, up, format=fmt, quality=quality, alpha=alpha, tta=tta, stream=stream,
+                             domain_options=domain_options)
                 written += 1
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
                 failed += 1
                 say(f"srkit: error: {j.src}: {_reason(e, j.src)}")
+            progress.update(frames, visible=False)
             progress.advance(task)
     return written, failed

@@ -62,9 +62,10 @@ def is_video(path: Path) -> bool:
     if not path.is_file():
         return False
     head = _head(path, 64)
-    if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        return brand not in (b"avif", b"avis", b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1")
+    if head[4:8] == b"ftyp":  # HEIF/AVIF stills (major or compatible brands) are srkit.io's to recognise
+        from srkit.io.formats import sniff as image_format
+
+        return image_format(head) not in ("HEIF", "AVIF")
     if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: Matroska / WebM
         return True
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":

@@ -52,8 +52,9 @@ class ImageMeta:
             ``PIL.Image.Exif().tobytes()``), with the orientation tag reset to 1 once the
             orientation has been applied to the pixels; or None.
         dpi: (horizontal, vertical) dots per inch, or None when the file has none.
-        format: ``"PNG"``, ``"JPEG"``, ``"WEBP"``, ``"BMP"``, ``"TIFF"`` or ``"GIF"``; None for
-            metadata not read from a file.
+        format: ``"PNG"``, ``"JPEG"``, ``"WEBP"``, ``"BMP"``, ``"TIFF"``, ``"GIF"``, ``"HEIF"``,
+            ``"AVIF"``, ``"JPEG2000"``, ``"JXL"``, ``"QOI"``, ``"PSD"`` or ``"PNM"``; None for metadata not
+            read from a file.
         source_mode: how the file stored the pixels before srkit normalised them (a Pillow
             mode such as ``"P"``, ``"CMYK"`` or ``"1"``, ``"RGB;16"`` for 16-bit PNG, the
             photometric interpretation for TIFF); informational only.

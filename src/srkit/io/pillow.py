@@ -16,6 +16,7 @@ import numpy as np
 
 from srkit.errors import ImageTooLargeError
 from srkit.io.checks import check_cap, one_line, read_error, refuse_frames
+from srkit.io.convert import cmyk_to_rgb, unpremultiply
 from srkit.io.meta import EXIF_PREFIX, ImageMeta, clean_dpi, exif_tiff_block, normalize_exif, orient
 
 __all__ = ["encode_pillow", "from_pillow", "read_pillow"]
@@ -110,13 +111,15 @@ def from_pillow(path: Path, im: Any) -> tuple[np.ndarray, str, str]:
         im = im.convert("RGBA")
     elif mode in ("P", "PA"):
         im = im.convert("RGBA" if transparent or mode == "PA" else "RGB")
-    elif mode in ("CMYK", "YCbCr", "RGBX"):
+    elif mode == "CMYK":  # through the file's ICC profile, else the naive formula (srkit.io.convert)
+        return cmyk_to_rgb(path, np.asarray(im, dtype=np.uint8), im.info.get("icc_profile") or None), "RGB", mode
+    elif mode in ("YCbCr", "RGBX"):
         im = im.convert("RGB")
     elif mode in ("I;16", "I;16L", "I;16B"):
         array = np.array(im, dtype=np.uint16)
         return array, "L", mode
-    elif mode in ("RGBa", "La"):  # associated (premultiplied) alpha, returned as stored
-        return np.array(im, dtype=np.uint8), mode.upper(), mode
+    elif mode in ("RGBa", "La"):  # associated (premultiplied) alpha -> straight alpha
+        return unpremultiply(np.array(im, dtype=np.uint8)), mode.upper(), mode
     elif mode not in ("L", "LA", "RGB", "RGBA"):
         raise read_error(path, f"unsupported Pillow mode {mode!r}")
     array = np.array(im, dtype=np.uint8)

@@ -37,3 +37,7 @@ class DatasetError(SrkitError):
 
 class TrainingError(SrkitError):
     """Training cannot go on (the loss became NaN or infinite)."""
+
+
+class DownloadError(SrkitError):
+    """A download failed: unreachable, an HTTP error, a timeout, or a checksum that does not match."""

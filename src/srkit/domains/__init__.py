@@ -38,8 +38,9 @@ class DomainOptions:
     """Per-call options of the domain writers (the CLI's domain flags); a domain ignores what is not its own.
 
     Attributes:
-        bands: 1-based band indices mapped to the model's channels (GeoTIFF), e.g. (4, 3, 2) for an RGB model;
-            None: every band through the model one at a time (Y / 1-channel models) or the first 3 (RGB models).
+        bands: 1-based band indices (GeoTIFF), the output's bands in that order, e.g. (4, 3, 2) as R, G, B for an
+            RGB model (3k bands: groups of 3); None: every band. A Y / 1-channel model gets every band on its
+            own; an RGB model the source's red/green/blue triple together and any other band on its own as gray.
         value_range: (low, high) physical values mapped to [0, 1] (GeoTIFF, DICOM, NIfTI); None: the data's own
             range (recorded in the output).
         cog: write a tiled Cloud-Optimized GeoTIFF with overviews.

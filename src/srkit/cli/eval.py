@@ -21,6 +21,10 @@ Sets are found as DATA/<Set>/HR/*.png, so Set5, Set14, B100, Urban100, Manga109 
 
 --degradation realesrgan scores on degraded LR instead (seeded per image by --degradation-seed, cached under
 $SRKIT_CACHE/degraded, identical for every model); --paired DIR scores real pairs DIR/LR + DIR/HR (any scale).
+
+--video CLIP scores temporal consistency instead: the warping error (mean |frame - previous frame warped by the
+input's optical flow|, on [0, 1]; lower is steadier) of the upscaled clip beside the input's (needs
+`pip install 'srkit[video]'`; the scale is the model's, or --scales S for a resizer).
 """
 
 
@@ -97,6 +101,10 @@ def eval_command(
     lpips_backbone: Optional[Path] = typer.Option(
         None, "--lpips-backbone", help="LPIPS ImageNet backbone file (torchvision's alexnet-owt-7be5be79.pth / "
         "vgg16-397923af.pth) [default: torch.hub's checkpoints folder]; never downloaded.", show_default=False),
+    video: Optional[Path] = typer.Option(
+        None, "--video", help="Score the temporal consistency (warping error) of this clip upscaled, beside the "
+        "input's.", show_default=False),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=2, help="--video: score the first N frames."),
 ) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -106,6 +114,9 @@ def eval_command(
     from srkit.errors import ConfigError
     from srkit.evaluate import _check_metrics, evaluate
 
+    if video is not None:
+        _eval_video(video, model, scales or [], device, _dtype_policy(dtype), max_frames)
+        return
     metrics = list(dict.fromkeys(metrics))  # a name given twice is one column
     lpips_given = lpips_net != "alex" or lpips_backbone is not None
     if lpips_given and "lpips" not in metrics:
@@ -175,3 +186,29 @@ def eval_command(
         writer.writeheader()
         writer.writerows(rows)
         _write_atomic(csv_path, buf.getvalue())
+
+
+def _eval_video(clip: Path, model: str, scales: list[int], device: str, dtype: DtypePolicy,
+                max_frames: int | None) -> None:
+    """`srkit eval --video`: the warping errors of the upscaled clip and of the input, one line each."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from srkit.domains.video import evaluate_clip, import_av
+    from srkit.errors import ImageReadError
+    from srkit.infer.api import load_upscaler
+
+    import_av()  # the missing extra is named before the model loads
+    if not clip.is_file():
+        raise ImageReadError(f"cannot read '{clip}': no such file")
+    up = load_upscaler(model, scale=scales[0] if len(scales) == 1 else None, device=device, dtype=dtype)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(f"eval {clip.name}", total=None)
+        scores = evaluate_clip(clip, up, up.request(), max_frames=max_frames,
+                               progress=lambda done, total: progress.update(task, completed=done, total=total))
+    name = up.model.info.name
+    typer.echo(f"{clip.name}: {scores.frames} frames, x{up.scale} with {name}; warping error (mean |frame - warped "
+               "previous frame| on [0, 1], lower is steadier):")
+    typer.echo(f"  output: {scores.output:.5f}")
+    typer.echo(f"  input:  {scores.input:.5f}")

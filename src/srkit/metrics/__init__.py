@@ -1,5 +1,5 @@
 """Image-quality metrics: full-reference PSNR/SSIM by the BasicSR/MATLAB protocol and LPIPS, no-reference NIQE and
-the KLT index.
+the KLT index; for video, the warping error (temporal consistency, `warping_error`).
 
 `METRICS` is the one name -> metric table; callers look metrics up there (nothing registers itself).
 Contract: a full-reference metric is called ``fn(image, reference, border=..., y_channel=...)``; a no-reference
@@ -17,6 +17,7 @@ from srkit.metrics.lpips import lpips, lpips_model
 from srkit.metrics.niqe import fit_niqe_params, load_niqe_params, niqe, save_niqe_params
 from srkit.metrics.psnr import psnr
 from srkit.metrics.ssim import ssim
+from srkit.metrics.warping import WarpingError, warping_error
 
 
 @dataclass(frozen=True)
@@ -49,4 +50,5 @@ METRICS: dict[str, MetricInfo] = {
 __all__ = [
     "METRICS", "KltModel", "MetricInfo", "fit_klt_model", "fit_niqe_params", "klt", "klt_features", "load_klt_model",
     "load_niqe_params", "lpips", "niqe", "psnr", "save_klt_model", "save_niqe_params", "ssim",
+    "WarpingError", "warping_error",
 ]

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from srkit.serve.limits import ApiError
+from srkit.serve.limits import ApiError, DeadlineExpired
 
 __all__ = ["DeadlineExpired", "Job", "JobStore", "QueueFull", "Task", "WorkerPool"]
 
@@ -39,10 +39,6 @@ class QueueFull(Exception):
     def __init__(self, retry_after: int):
         super().__init__(f"queue full, retry after {retry_after} s")
         self.retry_after = retry_after
-
-
-class DeadlineExpired(Exception):
-    """The task's deadline passed before a worker could start it."""
 
 
 def _done(task: Task) -> Any:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from srkit.io.checks import DEFAULT_MAX_PIXELS, resolve_cap
 from srkit.io.formats import SNIFF_BYTES, sniff
 
-__all__ = ["ApiError", "Header", "check_pixels", "image_header", "pixel_cap", "read_body"]
+__all__ = ["ApiError", "DeadlineExpired", "Header", "check_pixels", "image_header", "pixel_cap", "read_body"]
 
 #: Formats the service names in its 415 message.
 READABLE = ("PNG, JPEG, WebP, BMP, TIFF, GIF, HEIF, AVIF, JPEG 2000, JPEG XL, QOI, PSD or PNM")
@@ -237,3 +237,7 @@ async def read_body(receive_chunks, limit: int, declared: str | None) -> bytes:
         if len(buf) > limit:
             raise ApiError(413, f"upload is over this server's limit of {limit:,} bytes")
     return bytes(buf)
+
+
+class DeadlineExpired(Exception):
+    """A task's deadline passed before a worker could start it (raised into its future by the worker pool)."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from srkit.serve.limits import ApiError, Header
+from srkit.serve.limits import ApiError, DeadlineExpired, Header
 from srkit.serve.registry import Registry
 
 __all__ = ["MEDIA_TYPES", "Params", "Result", "error_of", "estimate_seconds", "parse_params", "run_upscale"]
@@ -156,7 +156,6 @@ def error_of(exc: BaseException) -> ApiError:
     """The service's answer to an exception from a task: srkit errors by kind, anything else 500."""
     from srkit.errors import ConfigError, ImageReadError, ImageTooLargeError, ImageWriteError, ShapeError
 
-    from srkit.serve.jobs import DeadlineExpired
 
     if isinstance(exc, ApiError):
         return exc

@@ -5,6 +5,12 @@ the same cost as either end. Between a fidelity model and its GAN fine-tune it t
 detail (ESRGAN's network interpolation); between a model and its denoising twin it sets how much is cleaned
 (Real-ESRGAN's general / wdn pair, ``-dn``).
 
+`DENOISE_PAIRS` lists the pairs that ship together for denoising strength (`denoise_model`, `srkit upscale
+--denoise A`): Real-ESRGAN's general model and its "without denoising" twin, from srkit's catalogue (`srkit pull`
+both). srkit's own real-x4 / real-x4-gan are not such a pair: they differ in texture (a GAN fine-tune), not in
+how much they clean, so `interpolate` trades fidelity for detail between them; the denoising control of srkit's
+own models is `real-x4-ctrl`'s strength (`srkit.infer.conditioning`).
+
 Reference: X. Wang, K. Yu, C. Dong, X. Tang and C. C. Loy, "Deep Network Interpolation for Continuous Imagery
 Effect Transition", CVPR 2019.
 """
@@ -21,7 +27,15 @@ import torch
 from srkit.errors import ConfigError, ModelLoadError
 from srkit.srmodel import SRModel
 
-__all__ = ["interpolate"]
+__all__ = ["DENOISE_PAIRS", "denoise_model", "denoise_pair", "interpolate"]
+
+#: Denoising pairs that ship together: model name -> (weakest denoising, strongest denoising). `denoise_model(name,
+#: a)` is ``(1 - a) * weakest + a * strongest``, as Real-ESRGAN's ``-dn a`` (its ``realesr-general-x4v3`` with
+#: weight a and ``realesr-general-wdn-x4v3`` with 1 - a). Either name of a pair selects it.
+DENOISE_PAIRS: dict[str, tuple[str, str]] = {
+    name: ("4x-realesr-general-wdn-x4v3", "4x-realesr-general-x4v3")
+    for name in ("4x-realesr-general-x4v3", "4x-realesr-general-wdn-x4v3")
+}
 
 
 def _as_model(model: str | os.PathLike[str] | SRModel) -> SRModel:
@@ -74,3 +88,34 @@ def interpolate(model_a: str | os.PathLike[str] | SRModel, model_b: str | os.Pat
     module = copy.deepcopy(a.module)
     module.load_state_dict(mixed)
     return SRModel(module, ia).eval()
+
+
+def denoise_pair(model: str | os.PathLike[str] | SRModel) -> tuple[str, str]:
+    """(weakest, strongest) denoising model of the pair `model` belongs to (`DENOISE_PAIRS`).
+
+    Raises:
+        ConfigError: one line when `model` is in no pair (an `SRModel` or a file never is).
+    """
+    name = model if isinstance(model, str) else None
+    pair = DENOISE_PAIRS.get(name) if name is not None else None
+    if pair is None:
+        shown = model.info.name if isinstance(model, SRModel) else os.fspath(model)
+        known = ", ".join(sorted({p[1] for p in DENOISE_PAIRS.values()}))
+        raise ConfigError(f"model {shown} has no denoising pair for --denoise (pairs: {known}; for real-x4-ctrl use "
+                          "--strength)")
+    return pair
+
+
+def denoise_model(model: str | os.PathLike[str] | SRModel, alpha: float) -> SRModel:
+    """The model of `model`'s denoising pair at strength `alpha` in [0, 1] (0: its weakest denoising, 1: its
+    strongest): `interpolate(weakest, strongest, alpha)`.
+
+    Raises:
+        ConfigError: alpha outside [0, 1], or a model in no pair. ModelLoadError: a model of the pair cannot be
+            loaded (e.g. not pulled: `srkit pull NAME`).
+    """
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) \
+            or not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"denoise strength must be a number in [0, 1], got {alpha!r}")
+    weak, strong = denoise_pair(model)
+    return interpolate(weak, strong, float(alpha))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from srkit.archs import (
     classic,
+    conditioned,
     discriminators,
     ecbsr,
     edsr,
@@ -44,6 +45,7 @@ FAMILIES: tuple[ArchFamily, ...] = (
     span.FAMILY,
     safmn.FAMILY,
     ecbsr.FAMILY,
+    conditioned.FAMILY,
     discriminators.FAMILY,
 )
 
@@ -125,6 +127,7 @@ def build(name: str, scale: int = 4, **options) -> SRModel:
         receptive_field=rf,
         safe_dtypes=spec.safe_dtypes,
         label=spec.label(dict(options)) if spec.label is not None else "",
+        inputs=spec.inputs,
         options=dict(options),
     )
     return SRModel(module, info)

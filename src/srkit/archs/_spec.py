@@ -42,6 +42,8 @@ class ArchSpec:
         kind: "generator" (SR network) or "discriminator".
         label: ``label(options) -> str``, the name to show for a build whose options make it another variant
             than the table name says (ECBSR M12C48 built from the ``ecbsr-m16c64`` entry); None: the table name.
+        inputs: the per-call scalar inputs the module takes as keyword arguments (`ModelInfo.inputs`), e.g.
+            ``("noise", "jpeg")`` for a conditioned model; () for most.
     """
 
     build: Callable[..., nn.Module]
@@ -58,6 +60,7 @@ class ArchSpec:
     safe_dtypes: tuple[str, ...] = ("fp32", "bf16", "fp16")
     kind: str = "generator"
     label: Callable[[dict], str] | None = None
+    inputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -73,6 +74,12 @@ Video (MP4, MKV, MOV, WebM, AVI, MPEG-TS; `pip install 'srkit[video]'`): frames 
 with --video-codec (h264, h265, or lossless ffv1) at --crf; audio and subtitle streams are copied untouched;
 timestamps, rotation and colour tags are kept; the output keeps the input's container suffix. A killed run resumes
 at its last finished segment (kept in a hidden folder next to the output).
+
+Remote sensing and medical images (`pip install 'srkit[geo]'`, `'srkit[medical]'`), recognised by content:
+GeoTIFF/COG (-> .tif: CRS kept, pixel size / scale, nodata kept; --bands, --cog), DICOM files (-> .dcm) and series
+folders (one input -> a folder of files; spacing, UIDs, slope/intercept kept true), NIfTI volumes (same suffix;
+affine and scaling kept; --through-plane). Physical values keep their range (--value-range LOW HIGH to choose it).
+Without its extra, such a file is refused with one line naming the extra.
 """
 
 
@@ -158,18 +165,67 @@ def _walk_images(root: Path, exclude: str | None) -> list[Path]:
     it lies inside an input folder: a rerun must not take its own outputs as inputs)."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
+        if dirpath != str(root) and _is_series(Path(dirpath)):  # a DICOM series folder is one input
+            found.append(Path(dirpath))
+            dirnames[:] = []
+            continue
         dirnames[:] = sorted(
             d for d in dirnames
             if not _is_hidden(d) and (exclude is None or os.path.realpath(os.path.join(dirpath, d)) != exclude)
         )
         for f in sorted(filenames):
-            if not _is_hidden(f) and Path(f).suffix.lower() in IMAGE_SUFFIXES:
+            if not _is_hidden(f) and _walked_name(f):
                 found.append(Path(dirpath) / f)
     return found
 
 
+# Domain files found in folders by name (besides the image suffixes): DICOM files and NIfTI volumes.
+_DOMAIN_SUFFIXES = (".dcm", ".nii", ".nii.gz")
+
+
+def _walked_name(name: str) -> bool:
+    low = name.lower()
+    return Path(low).suffix in IMAGE_SUFFIXES or low.endswith(_DOMAIN_SUFFIXES)
+
+
+def _is_series(folder: Path) -> bool:
+    """A folder of DICOM files (a series, or several) and no other images: one input, written to one folder. A
+    folder that also holds other images or volumes is walked file by file instead."""
+    from srkit.domains.sniff import is_dicom
+
+    if not is_dicom(folder):
+        return False
+    try:
+        names = [e.name for e in os.scandir(folder) if e.is_file() and not _is_hidden(e.name)]
+    except OSError:
+        return False
+    return not any(_walked_name(n) and not n.lower().endswith(".dcm") for n in names)
+
+
+def _domain_out_name(src: Path, suffix: str) -> str | None:
+    """Output name of a domain input: GeoTIFF -> .tif, DICOM file -> .dcm, DICOM series folder -> a folder of the
+    same name, NIfTI -> its own suffix (.nii, .nii.gz, .hdr); None for other inputs."""
+    from srkit.domains import route
+
+    domain = route(src)
+    if domain is None or domain.name == "video":
+        return None
+    if domain.name == "GeoTIFF":
+        return f"{src.stem}{suffix}.tif"
+    if domain.name == "DICOM":
+        return f"{src.name}{suffix}" if src.is_dir() else f"{src.stem}{suffix}.dcm"
+    low = src.name.lower()
+    ext = next((e for e in (".nii.gz", ".nii", ".hdr") if low.endswith(e)), ".nii")
+    stem = src.name[: len(src.name) - len(ext)] if low.endswith(ext) else src.stem
+    return f"{stem}{suffix}{ext}"
+
+
 def _out_name(src: Path, fmt: str | None, suffix: str) -> str:
     from srkit.io import output_suffix
+
+    domain_name = _domain_out_name(src, suffix)  # GeoTIFF, DICOM, NIfTI keep their format whatever --format says
+    if domain_name is not None:
+        return domain_name
 
     # --format, else the input's suffix; read-only inputs (GIF, PSD, PNM, QOI, JPEG XL) become PNG, or TIFF when
     # their header says 16-bit or float
@@ -199,7 +255,9 @@ def find_images(
     for item in inputs:
         p = Path(item)
         if p.exists():
-            if p.is_dir():
+            if p.is_dir() and _is_series(p):  # a DICOM series: one input (routed before walking for images)
+                found.append((p, Path(p.name)))
+            elif p.is_dir():
                 images = _walk_images(p, exclude)
                 if not images:
                     notes.append(f"no images under '{p}'")
@@ -213,12 +271,15 @@ def find_images(
         base = _glob_base(item)
         n = 0
         for m in map(Path, sorted(glob.glob(item, recursive=True))):
-            if m.is_dir():
+            if m.is_dir() and _is_series(m):
+                found.append((m, m.relative_to(base) if m.is_relative_to(base) else Path(m.name)))
+                n += 1
+            elif m.is_dir():
                 images = _walk_images(m, exclude)
                 found.extend((f, f.relative_to(base) if f.is_relative_to(base) else f.relative_to(m))
                              for f in images)
                 n += len(images)
-            elif m.suffix.lower() in IMAGE_SUFFIXES and not _is_hidden(m.name):
+            elif _walked_name(m.name) and not _is_hidden(m.name):
                 if exclude is not None and os.path.realpath(m).startswith(exclude + os.sep):
                     continue  # our own outputs
                 found.append((m, m.relative_to(base) if m.is_relative_to(base) else Path(m.name)))
@@ -351,9 +412,35 @@ def upscale_command(
     video_codec: VideoCodec = typer.Option(
         VideoCodec.h264, "--video-codec", help="Video encoder (ffv1: lossless; needs .mkv, .mov or .avi)."),
     crf: int = typer.Option(18, "--crf", min=0, max=51, help="H.264/H.265 constant rate factor (lower: better)."),
+    bands: Optional[list[int]] = typer.Option(
+        None, "--bands", show_default=False, metavar="BAND...",
+        help="GeoTIFF: the bands to upscale (1-based), in output order; several values: --bands 4 3 2 feeds an RGB "
+             "model. Default: every band (one at a time through a Y/1-channel model)."),
+    value_range: Optional[tuple[float, float]] = typer.Option(
+        None, "--value-range", show_default=False, metavar="LOW HIGH",
+        help="GeoTIFF/DICOM/NIfTI: LOW HIGH, the physical values (e.g. Hounsfield units) mapped to [0, 1] for the "
+             "model; values outside are clipped. Default: the data's own range (recorded in the output)."),
+    cog: bool = typer.Option(False, "--cog", help="GeoTIFF: write a Cloud-Optimized GeoTIFF with overviews."),
+    through_plane: bool = typer.Option(False, "--through-plane", help="NIfTI: also upscale across slices."),
+    strength: Optional[float] = typer.Option(
+        None, "--strength", show_default=False,
+        help="How much a conditioned model (real-x4-ctrl) cleans: 0 (keep every grain) .. 1 (noise sigma 50, "
+             "JPEG quality 10). Default: estimated from each image."),
+    noise: Optional[float] = typer.Option(
+        None, "--noise", show_default=False,
+        help="The input's noise sigma (0-255 scale, >= 0) for a conditioned model, instead of --strength."),
+    jpeg: Optional[float] = typer.Option(
+        None, "--jpeg", show_default=False,
+        help="The input's JPEG quality (1..100, 100 = none) for a conditioned model, instead of --strength."),
+    denoise: Optional[float] = typer.Option(
+        None, "--denoise", show_default=False,
+        help="Denoising 0..1 for models that ship as a pair (Real-ESRGAN general / wdn): their weights "
+             "interpolated (DNI)."),
 ) -> None:
     t0 = time.perf_counter()
     tile_v = parse_tile(tile)
+    levels = {"strength": strength, "noise": noise, "jpeg": jpeg}
+    _check_levels(levels, denoise, model)
     fmt = format.value if format is not None else None
     if "/" in suffix or os.sep in suffix:
         raise typer.BadParameter("must not contain a path separator", param_hint="'--suffix'")
@@ -378,15 +465,25 @@ def upscale_command(
         from srkit.infer.api import load_upscaler
 
         # The model is loaded once; one Upscaler serves every file.
+        from srkit.interpolation import denoise_model  # --denoise: the pair's weights interpolated (DNI)
+
         up = load_upscaler(
-            model, scale=scale, tile=tile_v, dtype=dtype.value, device=device, tta=tta,
-            backend=None if backend == Backend.torch else backend.value,
+            model if denoise is None else denoise_model(model, denoise), scale=scale, tile=tile_v,
+            dtype=dtype.value, device=device, tta=tta, backend=None if backend == Backend.torch else backend.value,
         )
+        if any(v is not None for v in levels.values()):
+            from srkit.infer.conditioning import level_inputs
+
+            # a model without levels refuses them once, not once per file
+            level_inputs(up.model.info, strength=strength, noise=noise, jpeg=jpeg)
         from srkit.domains import DomainOptions
 
         written, n_failed = _run(up, todo, fmt=fmt, quality=quality, alpha=alpha.value, tta=tta, say=say,
                                  console=err, interactive=interactive, stream=stream,
-                                 domain_options=DomainOptions(codec=video_codec.value, crf=crf))
+                                 domain_options=DomainOptions(
+                                     codec=video_codec.value, crf=crf, bands=tuple(bands) if bands else None,
+                                     value_range=value_range, cog=cog, through_plane=through_plane),
+                                 levels=levels)
         failed += n_failed
     note = " (existing outputs are skipped; --overwrite replaces them)" if skipped else ""
     typer.echo(f"srkit upscale: {written} written, {skipped} skipped, {failed} failed in "
@@ -395,8 +492,32 @@ def upscale_command(
         raise typer.Exit(1)
 
 
+def _check_levels(levels: dict, denoise: float | None, model: str) -> None:
+    """--strength / --noise / --jpeg values and --denoise's pair, checked before any file is read (exit 2)."""
+    from srkit.errors import ConfigError
+
+    if any(v is not None for v in levels.values()):
+        from srkit.infer.conditioning import check_levels
+
+        try:
+            check_levels(**levels)
+        except ConfigError as e:
+            names = [f"'--{k}'" for k, v in levels.items() if v is not None]
+            raise typer.BadParameter(str(e), param_hint=" / ".join(names)) from None
+    if denoise is not None:
+        from srkit.interpolation import denoise_pair
+
+        if not 0.0 <= denoise <= 1.0:
+            raise typer.BadParameter(f"must be in [0, 1], got {denoise:g}", param_hint="'--denoise'")
+        try:
+            denoise_pair(model)
+        except ConfigError as e:
+            raise typer.BadParameter(str(e), param_hint="'--denoise'") from None
+
+
 def _run(
-    up, todo: list[Job], *, fmt, quality, alpha, tta, say, console, interactive, stream=None, domain_options=None
+    up, todo: list[Job], *, fmt, quality, alpha, tta, say, console, interactive, stream=None, domain_options=None,
+    levels: dict | None = None,
 ) -> tuple[int, int]:
     """Upscale each job with the shared Upscaler `up`; returns (written, failed)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -422,8 +543,16 @@ def _run(
             try:
                 j.dst.parent.mkdir(parents=True, exist_ok=True)
                 remove_stale_temps(j.dst)
-                upscale_file(j.src, j.dst, up, format=fmt, quality=quality, alpha=alpha, tta=tta, stream=stream,
-                             domain_options=domain_options)
+                with warnings.catch_warnings(record=True) as caught:  # one line each, naming the file
+                    warnings.simplefilter("always")
+                    try:
+                        lv = levels or {}
+                        upscale_file(j.src, j.dst, up, format=fmt, quality=quality, alpha=alpha, tta=tta,
+                                     stream=stream, domain_options=domain_options, strength=lv.get("strength"),
+                                     noise=lv.get("noise"), jpeg=lv.get("jpeg"))
+                    finally:
+                        for msg in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
+                            say(f"srkit: warning: {j.src}: {msg}")
                 written += 1
             except (KeyboardInterrupt, SystemExit):
                 raise

@@ -297,7 +297,7 @@ class _PatchDataset(Dataset, Generic[_Src]):
             return e.hr, e.lr
         return self._load(self._kept[j])
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         """Sample ``index`` of the current epoch.
 
         Image: ``index % n_images`` (every image gets the same share of patches whatever its size: big and
@@ -306,7 +306,9 @@ class _PatchDataset(Dataset, Generic[_Src]):
 
         Returns:
             ``(lr, hr)``: float32 tensors (C, p, p) and (C, p * s, p * s) in [0, 1], C = 3 (RGB) or 1 (Y,
-            BT.601 studio swing, in [16/255, 235/255]); ``hr`` covers exactly the region of ``lr``.
+            BT.601 studio swing, in [16/255, 235/255]); ``hr`` covers exactly the region of ``lr``. An
+            :class:`HRFolder` with ``levels`` adds a float32 (2,) tensor: the sample's (noise sigma, JPEG
+            quality).
         """
         n = len(self)
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
@@ -324,11 +326,19 @@ class _PatchDataset(Dataset, Generic[_Src]):
             j = index % len(self._entries)
             e = self._entries[j]
             top, left = e.sampler.sample(rng) if e.sampler is not None else random_patch(rng, *e.lr_hw, p)
-        lr_patch, hr_patch = self._cut(j, top, left, index)
+        lr_patch, hr_patch, levels = self._cut_levels(j, top, left, index)
         if self.augment:
             k = int(rng.integers(8))
             lr_patch, hr_patch = dihedral(lr_patch, k), dihedral(hr_patch, k)
-        return _to_tensor(lr_patch, self.color), _to_tensor(hr_patch, self.color)
+        pair = (_to_tensor(lr_patch, self.color), _to_tensor(hr_patch, self.color))
+        return pair if levels is None else (*pair, levels)
+
+    def _cut_levels(
+        self, j: int, top: int, left: int, index: int
+    ) -> tuple[np.ndarray, np.ndarray, torch.Tensor | None]:
+        """`_cut` and the sample's (noise, quality) levels, or None when the dataset does not give them."""
+        lr, hr = self._cut(j, top, left, index)
+        return lr, hr, None
 
     def _cut(self, j: int, top: int, left: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         """uint8 LR patch (p, p, 3) at (top, left) of image j and the HR patch (p s, p s, 3) it covers."""
@@ -369,6 +379,9 @@ class HRFolder(_PatchDataset[Path]):
         seed: with the epoch and the index, determines every sample.
         degrade: uint8 (H, W, 3) HR -> uint8 (H / s, W / s, 3) LR; default :func:`bicubic_lr`.
         cache: keep HR and LR in memory.
+        levels: add each sample's (noise sigma, JPEG quality) from its degradation record
+            (:func:`srkit.degrade.pipeline.record_levels`) as a third item, for conditioned models; needs a
+            ``degradation`` run here (``on: loader``).
         degradation: a :class:`srkit.degrade.Degradation` run on every sample instead (random blur, noise,
             JPEG, ...): the HR patch plus ``margin`` LR pixels of context on each side (where the image has
             them) is degraded with a generator seeded by ``(seed, epoch, index)``, and the patch is cut out of
@@ -400,12 +413,16 @@ class HRFolder(_PatchDataset[Path]):
         degrade: Callable[[np.ndarray], np.ndarray] | None = None,
         cache: bool = True,
         degradation: Degradation | None = None,
+        levels: bool = False,
     ) -> None:
         files = [Path(f) for f in files]
         if not files:
             raise DatasetError("HRFolder needs at least one image file")
         if degradation is not None and degrade is not None:
             raise ConfigError("give degrade (one LR per image) or degradation (new LR per sample), not both")
+        if levels and (degradation is None or degradation.cfg.on != "loader"):
+            raise ConfigError("levels come from a degradation run on every sample here (on: loader)")
+        self.levels = bool(levels)
         self.degrade = degrade
         self.degradation = degradation
         super().__init__(
@@ -432,9 +449,14 @@ class HRFolder(_PatchDataset[Path]):
         return Path(src).stem
 
     def _cut(self, j: int, top: int, left: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._cut_levels(j, top, left, index)[:2]
+
+    def _cut_levels(
+        self, j: int, top: int, left: int, index: int
+    ) -> tuple[np.ndarray, np.ndarray, torch.Tensor | None]:
         d = self.degradation
         if d is None or d.cfg.on == "batch":
-            return super()._cut(j, top, left, index)
+            return (*super()._cut(j, top, left, index), None)
         p, s, m = self.patch_size, self.scale, d.cfg.margin
         hr, _ = self._pixels(j)
         lh, lw = self._entries[j].lr_hw
@@ -443,12 +465,17 @@ class HRFolder(_PatchDataset[Path]):
         crop = torch.from_numpy(np.ascontiguousarray(hr[t0 * s : t1 * s, l0 * s : l1 * s])).permute(2, 0, 1)
         crop = crop[None].float().div_(255.0)
         seed = int(np.random.SeedSequence([self.seed, self.epoch, index, 1]).generate_state(1, np.uint64)[0] >> 1)
-        lr_t, _ = d(crop, s, torch.Generator().manual_seed(seed))
+        lr_t, records = d(crop, s, torch.Generator().manual_seed(seed))
         hr_t = d.target(crop)
         dt, dl = top - t0, left - l0
         lr_patch = lr_t[0, :, dt : dt + p, dl : dl + p]
         hr_patch = hr_t[0, :, dt * s : (dt + p) * s, dl * s : (dl + p) * s]
-        return _to_uint8(lr_patch), _to_uint8(hr_patch)
+        levels = None
+        if self.levels:
+            from srkit.degrade.pipeline import record_levels
+
+            levels = torch.tensor(record_levels(records[0]), dtype=torch.float32)
+        return _to_uint8(lr_patch), _to_uint8(hr_patch), levels
 
     def _load(self, src: Path) -> tuple[np.ndarray, np.ndarray]:
         path = Path(src)
@@ -579,9 +606,12 @@ class ValidationImages(Dataset):
         degradation: make LR with this :class:`srkit.degrade.Degradation` instead of bicubic, seeded by
             ``(seed, file stem)``: the same LR in every run with that seed.
         seed: see ``degradation``.
+        levels: add each image's (noise sigma, JPEG quality) from its degradation record as a fourth item (bicubic
+            LR: (0, 100)), for conditioned models.
 
     Items:
-        ``(lr, hr, name)``: float32 (C, h, w) and (C, h * s, w * s) in [0, 1], and the file stem.
+        ``(lr, hr, name)``: float32 (C, h, w) and (C, h * s, w * s) in [0, 1], and the file stem (``levels``:
+        and a float32 (2,) tensor).
 
     Raises:
         DatasetError: no files, or an image smaller than ``scale`` pixels.
@@ -598,7 +628,9 @@ class ValidationImages(Dataset):
         cache: bool = True,
         degradation: Degradation | None = None,
         seed: int = 0,
+        levels: bool = False,
     ) -> None:
+        self.levels = bool(levels)
         self.files = [Path(f) for f in files]
         if not self.files:
             raise DatasetError("ValidationImages needs at least one image file")
@@ -610,7 +642,7 @@ class ValidationImages(Dataset):
         self.color = _check_choice("color", color, _COLORS)
         self._cache = [self._load(f) for f in self.files] if cache else None
 
-    def _load(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    def _load(self, path: Path) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
         hr = read_rgb8(path)
         h, w = hr.shape[:2]
         if self.max_side is not None:
@@ -623,16 +655,22 @@ class ValidationImages(Dataset):
             raise DatasetError(f"validation image {str(path)!r} ({w}x{h}) is smaller than the scale {self.scale}")
         hr = np.ascontiguousarray(hr)
         if self.degradation is None:
-            return hr, bicubic_lr(hr, self.scale)
-        from srkit.degrade.pipeline import degrade_image, image_seed
+            return hr, bicubic_lr(hr, self.scale), (0.0, 100.0)
+        from srkit.degrade.pipeline import degrade_image, image_seed, record_levels
 
-        return hr, degrade_image(hr, self.degradation, self.scale, image_seed(self.seed, path.stem))[0]
+        lr, record = degrade_image(hr, self.degradation, self.scale, image_seed(self.seed, path.stem))
+        return hr, lr, record_levels(record) if self.levels else (0.0, 100.0)
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+    def __getitem__(
+        self, index: int
+    ) -> tuple[torch.Tensor, torch.Tensor, str] | tuple[torch.Tensor, torch.Tensor, str, torch.Tensor]:
         if not -len(self.files) <= index < len(self.files):
             raise IndexError(f"index {index} out of range for {len(self.files)} images")
-        hr, lr = self._cache[index] if self._cache is not None else self._load(self.files[index])
-        return _to_tensor(lr, self.color), _to_tensor(hr, self.color), self.files[index].stem
+        hr, lr, levels = self._cache[index] if self._cache is not None else self._load(self.files[index])
+        item = (_to_tensor(lr, self.color), _to_tensor(hr, self.color), self.files[index].stem)
+        if self.levels:
+            return (*item, torch.tensor(levels, dtype=torch.float32))
+        return item

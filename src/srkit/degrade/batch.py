@@ -14,7 +14,9 @@ size (and blur kernels by size), and each bucket is one batched call:
 * resize: one interpolation per (mode, input size, output size);
 * noise: each image's field drawn on the CPU from its record's seed exactly as for a single image (Poisson
   noise needs the pixels there: one copy of the bucket to the CPU), sent to the device in one copy and added
-  with per-image strengths;
+  with per-image strengths; the standard deviation of the noise each image actually got (after clipping, in
+  8-bit units) is written into its record as ``std``, the level a conditioned model is told
+  (:func:`srkit.degrade.pipeline.record_levels`);
 * JPEG: libjpeg - one 8-bit copy of the bucket to the CPU, Pillow per image (in threads), one copy back;
   differentiable - one call with per-image quality (:func:`srkit.degrade.jpeg.jpeg_differentiable` ``sizes``);
 * sharpen: two grouped 1-D convolutions with per-image Gaussians.
@@ -30,7 +32,7 @@ The result inside each image is what the op gives that image alone, up to float 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 import torch
@@ -211,6 +213,17 @@ def _resize(cv: _Canvas, sel: list[int], recs: list[Rec]) -> None:
     cv.store(outs)
 
 
+def _added_std(noisy: torch.Tensor, clean: torch.Tensor) -> float:
+    """Standard deviation (8-bit units) of the noise an image got: ``noisy - clean`` over all its pixels."""
+    return round(float((noisy.float() - clean.float()).std(correction=0)) * 255.0, 4)
+
+
+def _note_std(rec: Rec, std: float) -> None:
+    """Write the noise an image got into its record (records are plain dicts; a read-only mapping is left as is)."""
+    if isinstance(rec, MutableMapping):
+        rec["std"] = std
+
+
 def _noise(cv: _Canvas, sel: list[int], recs: list[Rec]) -> None:
     """Each image's noise field from its record's seed, drawn on the CPU as for the image alone
     (:func:`srkit.degrade.noise.gaussian_field` / :func:`~srkit.degrade.noise.poisson_field`)."""
@@ -233,7 +246,9 @@ def _noise(cv: _Canvas, sel: list[int], recs: list[Rec]) -> None:
             v = x[i, :, : cv.sizes[i][0], : cv.sizes[i][1]]
             f = field_of(r, v.shape[0], v.shape[1], v.shape[2], lambda: v[None].clamp(0.0, 1.0).to(torch.float32))
             s = torch.tensor([amount(r)], dtype=torch.float32).to(x.dtype)
-            v.copy_((v + f[0].to(x.dtype) * s).clamp(0.0, 1.0))
+            noisy = (v + f[0].to(x.dtype) * s).clamp(0.0, 1.0)
+            _note_std(r, _added_std(noisy, v))
+            v.copy_(noisy)
 
         _threaded(add, len(sel))
         return
@@ -256,7 +271,11 @@ def _noise(cv: _Canvas, sel: list[int], recs: list[Rec]) -> None:
         s = torch.tensor([amount(r) for r in rs], dtype=torch.float32).view(n, 1, 1, 1)
         s = to_device(s, cv.device).to(x.dtype)
         field = to_device(field, cv.device).to(x.dtype)  # a buffer of its own: updated in place
-        results.append((idx, field.mul_(s).add_(x).clamp_(0.0, 1.0)))  # (x + s * field).clamp(0, 1) as for one
+        out = field.mul_(s).add_(x).clamp_(0.0, 1.0)  # (x + s * field).clamp(0, 1) as for one
+        for j, i in enumerate(idx):
+            ih, iw = cv.sizes[i]
+            _note_std(rs[j], _added_std(out[j, :, :ih, :iw], x[j, :, :ih, :iw]))
+        results.append((idx, out))
     cv.store(results)
 
 

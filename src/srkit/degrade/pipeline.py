@@ -27,7 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from srkit.degrade.presets import PRESETS
 from srkit.degrade.steps import (
+    POISSON_SIGMA_PER_SCALE,
     BlurStep,
+    ChoiceStep,
     JpegStep,
     NoiseStep,
     ResizeStep,
@@ -48,8 +50,10 @@ __all__ = [
     "degrade_image",
     "describe",
     "image_seed",
+    "level_problem",
     "parse_degradation",
     "preset_steps",
+    "record_levels",
 ]
 
 Record = list[dict[str, Any]]
@@ -107,6 +111,8 @@ def _reaches_target(steps: Sequence[Any]) -> bool:
         if isinstance(s, ToTargetStep):
             return True
         if isinstance(s, (ShuffleStep, SequenceStep)) and _reaches_target(s.steps) and getattr(s, "prob", 1.0) == 1:
+            return True
+        if isinstance(s, ChoiceStep) and all(_reaches_target([c]) for c, w in zip(s.steps, s.weights) if w > 0):
             return True
     return False
 
@@ -219,6 +225,9 @@ def _sample(step: Step, ctx: _Ctx) -> None:
         for i in order:
             _sample(step.steps[i], ctx)
         return
+    if isinstance(step, ChoiceStep):
+        _sample(step.steps[_choice(gen, step.weights)], ctx)
+        return
     if not isinstance(step, ToTargetStep) and _rand(gen) >= step.prob:
         return
     rec: dict[str, Any]
@@ -251,6 +260,9 @@ def _sample(step: Step, ctx: _Ctx) -> None:
         gray = _rand(gen) < step.gray_prob
         if gaussian:
             rec = {"op": "noise", "kind": "gaussian", "sigma": _uniform(gen, step.sigma)}
+        elif step.poisson_sigma is not None:
+            level = _uniform(gen, step.poisson_sigma)
+            rec = {"op": "noise", "kind": "poisson", "scale": level / POISSON_SIGMA_PER_SCALE, "sigma": level}
         else:
             rec = {"op": "noise", "kind": "poisson", "scale": _uniform(gen, step.poisson_scale)}
         rec.update(gray=gray, seed=_seed(gen))
@@ -344,6 +356,13 @@ class Degradation:
     def training_pair(
         self, hr: torch.Tensor, scale: int, seed: int, color: str = "rgb"
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`training_batch` without the records."""
+        lr, target, _ = self.training_batch(hr, scale, seed, color)
+        return lr, target
+
+    def training_batch(
+        self, hr: torch.Tensor, scale: int, seed: int, color: str = "rgb"
+    ) -> tuple[torch.Tensor, torch.Tensor, list[Record]]:
         """An (LR, target) training batch from RGB HR patches, for ``on: batch`` (degradation on the training device).
 
         Args:
@@ -353,16 +372,17 @@ class Degradation:
             color: ``"rgb"`` or ``"y"``: both tensors are returned as BT.601 luma (1 channel) for ``"y"``.
 
         Returns:
-            ``(lr, target)``: (B, C, H / s, W / s) and (B, C, H, W) on hr's device.
+            ``(lr, target, records)``: (B, C, H / s, W / s) and (B, C, H, W) on hr's device, and each image's
+            record (:func:`record_levels` gives a conditioned model's levels from it).
         """
-        lr, _ = self(hr, scale, torch.Generator().manual_seed(int(seed)))
+        lr, records = self(hr, scale, torch.Generator().manual_seed(int(seed)))
         target = self.target(hr)
         if color == "y":
             from srkit.ops import rgb_to_ycbcr
 
             # luma of the 8-bit RGB, unrounded: what the loader's Y patches are
             lr, target = rgb_to_ycbcr(lr, y_only=True), rgb_to_ycbcr(target, y_only=True)
-        return lr, target
+        return lr, target, records
 
     def target(self, hr: torch.Tensor) -> torch.Tensor:
         """The training target: ``hr`` unsharp-masked if ``sharpen_target`` is set, else ``hr`` itself."""
@@ -425,6 +445,8 @@ def describe(record: Record) -> list[str]:
             lines.append(f"resize {r['mode']} -> {r['size'][1]}x{r['size'][0]}")
         elif op == "noise" and r["kind"] == "gaussian":
             lines.append(f"gaussian noise s={r['sigma']:.1f}{' gray' if r['gray'] else ''}")
+        elif op == "noise" and "sigma" in r:
+            lines.append(f"poisson noise s={r['sigma']:.1f}{' gray' if r['gray'] else ''}")
         elif op == "noise":
             lines.append(f"poisson noise x{r['scale']:.2f}{' gray' if r['gray'] else ''}")
         elif op == "jpeg":
@@ -434,3 +456,46 @@ def describe(record: Record) -> list[str]:
         else:
             lines.append(str(op))
     return lines
+
+
+# ----------------------------------------------------------------------------------------------- levels
+
+
+def record_levels(record: Record) -> tuple[float, float]:
+    """The (noise sigma, JPEG quality) of one image's record: what a conditioned model (``real-x4-ctrl``) is
+    given for that image.
+
+    Sigma (8-bit units) is the standard deviation of the noise the image got: each applied noise step records it
+    as ``std`` (after clipping; Gaussian noise of sigma s gives about s, Poisson noise whatever the pixels made
+    of it); a record that was only sampled, not applied, falls back to the drawn ``sigma``. Several noise steps:
+    the root of the summed variances; none: 0. The quality is the lowest of the JPEG steps (100 without JPEG).
+    Exact for single-stage pipelines such as the ``controllable`` preset (one noise step, one JPEG pass).
+
+    Raises:
+        ConfigError: a sampled-only Poisson noise step drawn by ``poisson_scale`` (no level without pixels).
+    """
+    var, quality = 0.0, 100.0
+    for r in record:
+        op = r.get("op")
+        if op == "noise":
+            level = r.get("std", r.get("sigma"))
+            if level is None:
+                raise ConfigError("a Poisson noise step drawn by poisson_scale has no sigma level until it is "
+                                  "applied: give it poisson_sigma, or read the levels of an applied record")
+            var += float(level) ** 2
+        elif op == "jpeg":
+            quality = min(quality, float(r["quality"]))
+    return var**0.5, quality
+
+
+def level_problem(steps: Sequence[Any]) -> str | None:
+    """Why a pipeline's records would not give each image's levels (`record_levels`), or None when they do:
+    every noise step must be Gaussian or have ``poisson_sigma``."""
+    for s in steps:
+        if isinstance(s, NoiseStep) and s.gaussian_prob < 1.0 and s.poisson_sigma is None:
+            return "its Poisson noise is drawn by poisson_scale, which has no sigma level (set poisson_sigma)"
+        if isinstance(s, (ShuffleStep, SequenceStep, ChoiceStep)):
+            inner = level_problem(s.steps)
+            if inner is not None:
+                return inner
+    return None

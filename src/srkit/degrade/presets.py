@@ -10,6 +10,13 @@
 - ``camera``: a chain of srkit's own that no shipped model is trained on, for testing generalisation: a mild
   isotropic lens blur, area downscale to the LR size, shot noise plus weaker read noise, in-camera unsharp
   masking and a high-quality JPEG. It stands for a phone photo more than for a web image.
+- ``controllable``: a single-stage model whose levels are well defined, for conditioned models (``real-x4-ctrl``,
+  which are told each sample's noise sigma and JPEG quality): a quarter of the samples are clean, MATLAB bicubic
+  only (sigma 0, quality 100); the others get a mild blur (half of them), a downscale to the LR size, Gaussian or
+  Poisson noise of level sigma in [1, 50] (8-bit units; Poisson drawn by its std at mid-gray; 15 % without noise,
+  sigma 0) and one JPEG pass of quality in [10, 95] (15 % without, quality 100). The record of every sample gives
+  its (sigma, quality) (:func:`srkit.degrade.pipeline.record_levels`): sigma is the standard deviation of the
+  noise the sample actually got, recorded when it is applied.
 """
 
 from __future__ import annotations
@@ -63,6 +70,29 @@ PRESETS: dict[str, dict[str, Any]] = {
                     {"op": "sequence", "steps": [{"op": "to_target", "modes": _ALL_MODES},
                                                  {"op": "sinc", "prob": 0.8}]},
                     {"op": "jpeg", "quality": [30, 95]},
+                ],
+            },
+        ],
+    },
+    "controllable": {
+        "steps": [
+            {
+                "op": "choice",
+                "weights": [0.25, 0.75],
+                "steps": [
+                    {"op": "to_target", "modes": {"matlab": 1.0}},
+                    {
+                        "op": "sequence",
+                        "steps": [
+                            {"op": "blur", "prob": 0.5, "kernel_probs": {"iso": 0.7, "aniso": 0.3},
+                             "sigma": [0.2, 1.5], "kernel_sizes": [7, 9, 11, 13], "sinc_prob": 0.0},
+                            {"op": "to_target", "modes": {"area": 1.0, "bilinear": 1.0, "bicubic": 1.0,
+                                                          "matlab": 1.0}},
+                            {"op": "noise", "prob": 0.85, "gaussian_prob": 0.5, "sigma": [1.0, 50.0],
+                             "poisson_sigma": [1.0, 50.0], "gray_prob": 0.4},
+                            {"op": "jpeg", "prob": 0.85, "quality": [10, 95]},
+                        ],
+                    },
                 ],
             },
         ],

@@ -15,7 +15,9 @@ from typing import Annotated, Literal, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "POISSON_SIGMA_PER_SCALE",
     "BlurStep",
+    "ChoiceStep",
     "JpegStep",
     "NoiseStep",
     "ResizeStep",
@@ -153,8 +155,20 @@ class ToTargetStep(BaseModel):
     modes: ResizeModes = Field(default_factory=_all_modes)
 
 
+#: Std (8-bit units) of Poisson noise of ``scale`` 1 at mid-gray in an image using all 256 levels
+#: (:func:`srkit.degrade.noise.add_poisson_noise`: ``scale * sqrt(x / 256)`` at intensity x = 0.5, times 255).
+POISSON_SIGMA_PER_SCALE = 255.0 * (0.5 / 256.0) ** 0.5
+
+
 class NoiseStep(BaseModel):
-    """Gaussian (``gaussian_prob``) or else Poisson noise; ``gray_prob``: one field for all channels."""
+    """Gaussian (``gaussian_prob``) or else Poisson noise; ``gray_prob``: one field for all channels.
+
+    ``poisson_sigma`` (8-bit units) gives the Poisson noise a level comparable with Gaussian sigma instead of
+    drawing ``poisson_scale``: its std at mid-gray in a full-range image (:data:`POISSON_SIGMA_PER_SCALE` per
+    unit of scale; shot noise is weaker in the shadows and stronger in the highlights, and stronger in images
+    using few levels). Both kinds then record a drawn ``sigma``; applied, every noise step also records ``std``,
+    the standard deviation of the noise the image actually got (the level a conditioned model is given).
+    """
 
     model_config = _STRICT
     op: Literal["noise"] = "noise"
@@ -162,12 +176,13 @@ class NoiseStep(BaseModel):
     gaussian_prob: Prob = 0.5
     sigma: tuple[float, float] = (1.0, 30.0)
     poisson_scale: tuple[float, float] = (0.05, 3.0)
+    poisson_sigma: tuple[float, float] | None = None
     gray_prob: Prob = 0.4
 
-    @field_validator("sigma", "poisson_scale")
+    @field_validator("sigma", "poisson_scale", "poisson_sigma")
     @classmethod
-    def _nonneg(cls, v: tuple[float, float]) -> tuple[float, float]:
-        return _check_range(v, 0.0)
+    def _nonneg(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        return None if v is None else _check_range(v, 0.0)
 
 
 class JpegStep(BaseModel):
@@ -240,6 +255,24 @@ class ShuffleStep(BaseModel):
     steps: list[Step] = Field(min_length=1)
 
 
+class ChoiceStep(BaseModel):
+    """Run exactly one of its steps, drawn with probability proportional to ``weights`` (e.g. a share of clean,
+    bicubic-only samples beside the degraded ones)."""
+
+    model_config = _STRICT
+    op: Literal["choice"] = "choice"
+    weights: list[Weight] = Field(min_length=1)
+    steps: list[Step] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_weight_per_step(self) -> ChoiceStep:
+        if len(self.weights) != len(self.steps):
+            raise ValueError(f"{len(self.weights)} weights for {len(self.steps)} steps")
+        if not any(w > 0 for w in self.weights):
+            raise ValueError("at least one step needs a weight > 0")
+        return self
+
+
 class SequenceStep(BaseModel):
     """Run its steps in order (a group that a ``shuffle`` moves as one)."""
 
@@ -256,10 +289,12 @@ class SequenceStep(BaseModel):
 
 
 Step = Annotated[
-    Union[BlurStep, ResizeStep, ToTargetStep, NoiseStep, JpegStep, SincStep, SharpenStep, ShuffleStep, SequenceStep],
+    Union[BlurStep, ResizeStep, ToTargetStep, NoiseStep, JpegStep, SincStep, SharpenStep, ShuffleStep, SequenceStep,
+          ChoiceStep],
     Field(discriminator="op"),
 ]
 # The `op` tags: pydantic puts the tag in an error's location; error messages leave it out.
-STEP_OPS = ("blur", "resize", "to_target", "noise", "jpeg", "sinc", "sharpen", "shuffle", "sequence")
+STEP_OPS = ("blur", "resize", "to_target", "noise", "jpeg", "sinc", "sharpen", "shuffle", "sequence", "choice")
 ShuffleStep.model_rebuild()
 SequenceStep.model_rebuild()
+ChoiceStep.model_rebuild()

@@ -49,6 +49,9 @@ def _prepare(model: SRModel) -> SRModel:
 
     if not isinstance(model, SRModel):
         raise ConfigError(f"export needs an srkit SRModel, got {type(model).__name__}")
+    if model.info.inputs:
+        raise ConfigError(f"{model.info.name} takes per-call inputs ({', '.join(model.info.inputs)}), which ONNX and "
+                          "TorchScript exports do not carry (they take the image only); run it with srkit instead")
     return deploy(copy.deepcopy(model).cpu().float()).eval()
 
 

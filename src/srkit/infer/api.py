@@ -39,7 +39,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, get_args
 
 import numpy as np
@@ -226,8 +226,10 @@ _PIL_MODES = {
 }
 
 
-def _upscale_pil(up: Upscaler, im: Any, request: Request) -> Any:
-    """PIL image -> PIL image of the same mode family (P -> RGB/RGBA, 1 -> L, other modes -> RGB/RGBA)."""
+def _upscale_pil(up: Upscaler, im: Any, request: Request | Callable[[np.ndarray], Request]) -> Any:
+    """PIL image -> PIL image of the same mode family (P -> RGB/RGBA, 1 -> L, other modes -> RGB/RGBA).
+
+    `request` may be a function of the pixel array that is upscaled (a conditioned model's levels estimated)."""
     from PIL import Image
 
     mode = im.mode
@@ -247,7 +249,7 @@ def _upscale_pil(up: Upscaler, im: Any, request: Request) -> Any:
         if mode == "L" and "transparency" in im.info:
             src_mode = out_mode = "LA"  # a gray colour key is alpha
         arr = np.asarray(im if im.mode == src_mode else im.convert(src_mode))
-    out = run_array(up, arr, request)
+    out = run_array(up, arr, request if isinstance(request, Request) else request(arr))
     if out_mode == "I":
         res = Image.fromarray(out.astype(np.int32))
     else:
@@ -286,6 +288,9 @@ def upscale(
     tta: bool | None = None,
     inputs: Mapping[str, float] | None = None,
     seed: int | None = None,
+    strength: float | None = None,
+    noise: float | None = None,
+    jpeg: float | None = None,
 ):
     """Upscale one image; the result has the same kind as the input.
 
@@ -309,6 +314,11 @@ def upscale(
             Upscaler's default.
         inputs: a conditioned model's extra inputs by name (`ModelInfo.inputs`); ConfigError for other names.
         seed: seeds a stochastic model's noise (ignored by deterministic models).
+        strength: how much a conditioned model (real-x4-ctrl) cleans, 0 (nothing: clean input) .. 1 (noise sigma
+            50, JPEG quality 10); sets noise = 50 strength, jpeg = 100 - 90 strength.
+        noise, jpeg: the input's noise sigma (0-255 scale, >= 0) and JPEG quality (1..100) for a conditioned
+            model, instead of strength. What is not given is estimated from the image (a JPEG file's quality from
+            its tables); see `srkit.infer.conditioning`. Models without these inputs refuse them (ConfigError).
 
     Returns:
         The upscaled image, (scale * H, scale * W), values clipped to the valid range.
@@ -316,6 +326,9 @@ def upscale(
     Raises:
         ModelLoadError, ConfigError, ShapeError (unsupported image kind/shape/dtype), ImageReadError (path input).
     """
+    from srkit.infer import conditioning
+
+    conditioning.check_levels(strength, noise, jpeg)
     Request.make(alpha=alpha, tta=bool(tta), inputs=inputs, seed=seed)  # validate before loading anything
     is_path = isinstance(image, str | os.PathLike)
     if not (is_path or _is_pil(image) or isinstance(image, np.ndarray | torch.Tensor)):
@@ -323,14 +336,32 @@ def upscale(
             f"image must be a path, PIL image, numpy array or torch tensor, got {type(image).__name__}"
         )
     up = load_upscaler(model, scale=scale, tile=tile, dtype=dtype, device=device, tta=bool(tta))
-    request = up.request(alpha=alpha, tta=tta, inputs=inputs, seed=seed)
+
+    def request_for(pixels: Any = None, quality: int | None = None) -> Request:
+        call_inputs = conditioning.level_inputs(up.model.info, inputs, strength=strength, noise=noise, jpeg=jpeg,
+                                                image=pixels, quality=quality)
+        return up.request(alpha=alpha, tta=tta, inputs=call_inputs, seed=seed)
+
+    # a conditioned model's levels not given: estimated from each image (a JPEG file's quality from its tables)
+    estimate = conditioning.needs_estimate(up.model.info, inputs, strength=strength, noise=noise, jpeg=jpeg)
     if is_path:
         from srkit.io import read_image
 
         arr, _ = read_image(image)
-        return run_array(up, arr, request)
+        quality = conditioning.file_jpeg_quality(image) if estimate else None
+        return run_array(up, arr, request_for(arr, quality))
     if isinstance(image, torch.Tensor):
-        return _upscale_tensor(up, image, request)
+        if not estimate or not image.is_floating_point() or image.ndim not in (3, 4):
+            return _upscale_tensor(up, image, request_for())
+        batch = image[None] if image.ndim == 3 else image
+        # one estimate per image: run the images of a batch one by one
+        out = [_upscale_tensor(up, batch[i : i + 1], request_for(batch[i].detach().permute(1, 2, 0).float().cpu()
+                                                                   .numpy()))
+               for i in range(batch.shape[0])]
+        return out[0][0] if image.ndim == 3 else torch.cat(out)
     if isinstance(image, np.ndarray):
-        return run_array(up, image, request)
-    return _upscale_pil(up, image, request)
+        return run_array(up, image, request_for(image))
+    if not estimate:
+        return _upscale_pil(up, image, request_for())
+    quality = conditioning.file_jpeg_quality(image)
+    return _upscale_pil(up, image, lambda arr: request_for(arr, quality))

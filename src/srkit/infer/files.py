@@ -193,6 +193,9 @@ def upscale_file(
     stream: bool | None = None,
     domain_options: DomainOptions | None = None,
     progress: Callable[[float], None] | None = None,
+    strength: float | None = None,
+    noise: float | None = None,
+    jpeg: float | None = None,
 ) -> Path:
     """Read `src`, upscale it, write `dst` (atomically) with its metadata; returns `Path(dst)`.
 
@@ -209,6 +212,9 @@ def upscale_file(
             `Upscaler` to share one model over many files.
         progress: called with the fraction of the image done after each tile / strip (a progress bar for big
             images).
+        strength, noise, jpeg: a conditioned model's levels, as in `srkit.infer.api.upscale`; what is not given
+            is estimated once from the whole image (a JPEG file's quality from its quantisation tables), before
+            it is tiled or streamed. Domain files (video, DICOM, ...) get only the levels given.
         domain_options: options of the domain writers (`srkit.domains.DomainOptions`: bands, value range, COG,
             video codec and quality, ...), used when `src` is a domain file.
         stream: True: build the output strip by strip in bounded memory; False: build it whole in memory;
@@ -242,6 +248,9 @@ def upscale_file(
     src_p, dst_p = Path(os.fspath(src)), Path(os.fspath(dst))
     if same_file(src_p, dst_p):
         raise ImageWriteError(f"cannot write '{dst_p}': it is the input file (choose another output name)")
+    from srkit.infer import conditioning
+
+    conditioning.check_levels(strength, noise, jpeg)
     Request.make(alpha=alpha, tta=bool(tta), inputs=inputs, seed=seed)  # validate before loading anything
     if stream not in (None, True, False):
         raise ConfigError(f"stream must be True, False or None (automatic), got {stream!r}")
@@ -250,14 +259,20 @@ def upscale_file(
     domain = route(src_p)  # GeoTIFF, DICOM, NIfTI, video: their own writers keep their metadata true
     if domain is not None:
         up = load_upscaler(model, scale=scale, tile=tile, dtype=dtype, device=device, tta=bool(tta))
-        request = up.request(alpha=alpha, tta=tta, inputs=inputs, seed=seed, progress=progress)
+        call_inputs = conditioning.level_inputs(up.model.info, inputs, strength=strength, noise=noise, jpeg=jpeg)
+        request = up.request(alpha=alpha, tta=tta, inputs=call_inputs, seed=seed, progress=progress)
         return upscale_domain_file(domain, src_p, dst_p, up, request, domain_options)
     fmt = _output_format(dst_p, format)
     if stream and fmt is None:
         write_format(dst_p, format)  # raises: unknown format
     up = load_upscaler(model, scale=scale, tile=tile, dtype=dtype, device=device, tta=bool(tta))
-    request = up.request(alpha=alpha, tta=tta, inputs=inputs, seed=seed, progress=progress)
     arr, meta = read_image(src_p)
+    # a conditioned model's missing levels: estimated once from the whole image, a JPEG's quality from its tables
+    estimate = conditioning.needs_estimate(up.model.info, inputs, strength=strength, noise=noise, jpeg=jpeg)
+    src_quality = conditioning.file_jpeg_quality(src_p) if estimate else None
+    call_inputs = conditioning.level_inputs(up.model.info, inputs, strength=strength, noise=noise, jpeg=jpeg,
+                                            image=arr, quality=src_quality)
+    request = up.request(alpha=alpha, tta=tta, inputs=call_inputs, seed=seed, progress=progress)
     s = up.scale
     h, w = arr.shape[:2]
     channels = 1 if arr.ndim == 2 else arr.shape[2]

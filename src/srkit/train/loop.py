@@ -203,19 +203,53 @@ class _EpochKeyed(Dataset):
 
 
 def _load_init(model: nn.Module, init: str) -> None:
-    """Copy the weights of `init` (shipped name or file) into `model`; ConfigError when the networks differ."""
+    """Copy the weights of `init` (shipped name or file) into `model`; ConfigError when the networks differ.
+
+    A conditioned network (`srkit.archs.conditioned`) also starts from its blind counterpart (``real-x4`` for
+    ``ecbsr-ctrl`` with real-x4's options): the head's weights for the level maps start at zero."""
     from srkit.models import load_model, same_layout
 
     try:
         theirs = load_model(init).state_dict()
     except SrkitError as e:
         raise ConfigError(f"model.init: {e}") from None
+    blind = getattr(getattr(model, "module", None), "load_blind_state_dict", None)
+    if not same_layout(theirs, model.state_dict()) and blind is not None:
+        try:
+            blind({k.removeprefix("module."): v for k, v in theirs.items()})
+        except ConfigError as e:
+            raise ConfigError(f"model.init: {init!r} is neither this network nor its blind counterpart ({e})") \
+                from None
+        return
     if not same_layout(theirs, model.state_dict()):
         raise ConfigError(
             f"model.init: {init!r} is not the network this config builds (different parameter names or shapes; "
             "a shipped model is stored deployed, so start a multi-branch run from a run's best.safetensors)"
         )
     model.load_state_dict(theirs)  # copies in place, casting to the model's dtypes
+
+
+def _check_conditioned(cfg: RunConfig, inputs: tuple[str, ...]) -> bool:
+    """Whether the model is conditioned on the degradation levels (it takes ``noise`` and ``jpeg``); then the run
+    must make each sample's levels known: a degradation whose records give them, and no GAN (its LDL term runs
+    the EMA generator on the LR alone)."""
+    if not inputs:
+        return False
+    if set(inputs) != {"noise", "jpeg"}:
+        raise ConfigError(f"model.arch: {cfg.model.arch} takes inputs {', '.join(inputs)}; training passes only "
+                          "noise and jpeg levels")
+    d = cfg.data.degradation
+    if d is None:
+        raise ConfigError(f"data.degradation: {cfg.model.arch} is told each sample's noise and JPEG levels; give a "
+                          "degradation whose records hold them (preset: controllable)")
+    from srkit.degrade.pipeline import level_problem
+
+    problem = level_problem(d.resolved_steps())
+    if problem is not None:
+        raise ConfigError(f"data.degradation: {cfg.model.arch} needs each sample's levels, but {problem}")
+    if cfg.gan is not None:
+        raise ConfigError(f"gan: adversarial training of the conditioned {cfg.model.arch} is not supported")
+    return True
 
 
 # ----------------------------------------------------------------------------------------------- validation
@@ -228,7 +262,8 @@ def validate(model: nn.Module, images, scale: int, device: torch.device) -> tupl
     Args:
         model: an `SRModel` (its train/eval mode is restored afterwards). LR images are padded at the
             bottom/right to its `info.size_multiple` (reflect) and the output cropped back.
-        images: items (lr (C, h, w), hr (C, sh, sw), name), float [0, 1].
+        images: items (lr (C, h, w), hr (C, sh, sw), name[, levels]), float [0, 1]; levels: a (2,) tensor of the
+            image's (noise, jpeg), passed to a conditioned model.
     """
     import torch.nn.functional as F
 
@@ -239,13 +274,16 @@ def validate(model: nn.Module, images, scale: int, device: torch.device) -> tupl
     model.eval()
     ps, ss = [], []
     try:
-        for lr, hr, _name in images:
+        for item in images:
+            lr, hr = item[0], item[1]
+            # conditioned models: the image's (noise, jpeg) levels as the fourth item
+            kw = {} if len(item) < 4 else {"noise": float(item[3][0]), "jpeg": float(item[3][1])}
             x = lr[None].to(device)
             h, w = x.shape[-2:]
             ph, pw = -h % multiple, -w % multiple
             if ph or pw:
                 x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
-            sr = model(x).float().clamp(0, 1)[0, :, : h * scale, : w * scale].cpu()
+            sr = model(x, **kw).float().clamp(0, 1)[0, :, : h * scale, : w * scale].cpu()
             ps.append(psnr(sr, hr, border=scale, y_channel=True))
             ss.append(ssim(sr, hr, border=scale, y_channel=True))
     finally:
@@ -371,6 +409,7 @@ class _Run:
         model = build(cfg.model.arch, cfg.model.scale, **cfg.model.options)
         if cfg.model.init is not None and not resume:  # a resumed run's checkpoint already holds the weights
             _load_init(model, cfg.model.init)
+        self.conditioned = _check_conditioned(cfg, model.info.inputs)
         channels = model.info.in_channels
         color = cfg.data.color or ("y" if channels == 1 else "rgb")
         if (color == "y") != (channels == 1):
@@ -434,6 +473,7 @@ class _Run:
             train_files, scale=cfg.model.scale, patch_size=d.patch_size,
             color="rgb" if self.batch_degradation is not None else self.color, sampler=d.sampler,
             augment=True, samples_per_epoch=d.samples_per_epoch, seed=cfg.train.seed, degradation=degradation,
+            levels=self.conditioned and self.batch_degradation is None,
         )
         self.val_images = None
         self.has_val = bool(val_files)  # the same on every rank (only rank 0 holds the images)
@@ -441,7 +481,7 @@ class _Run:
             # Validation LR comes from the training degradation too (fixed per image by the run seed).
             self.val_images = ValidationImages(val_files, scale=cfg.model.scale, color=self.color,
                                                max_side=d.val_max_side, degradation=degradation,
-                                               seed=cfg.train.seed)
+                                               seed=cfg.train.seed, levels=self.conditioned)
 
     def _loader(self, start: int) -> DataLoader:
         cfg = self.cfg
@@ -622,17 +662,8 @@ class _Run:
         if start >= total:
             return step, None
         time_fraction = self._time_fraction()  # then once per step, after it (one clock read / broadcast a step)
-        for lr_img, hr_img in self._loader(start):
-            if self.batch_degradation is not None:
-                # Every image of the batch gets its own kernel size and resize: cuDNN autotuning (benchmark
-                # mode, on for the fixed-size network) would re-tune dozens of new shapes each step (13 s a step
-                # on an H200), so it is off for the degradation.
-                with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, benchmark=False,
-                                                deterministic=torch.backends.cudnn.deterministic,
-                                                allow_tf32=torch.backends.cudnn.allow_tf32):
-                    lr_img, hr_img = self.batch_degradation.training_pair(
-                        hr_img.to(dev), cfg.model.scale, _step_seed(tr.seed + 1, self.dctx.rank, step),
-                        self.color)
+        for batch in self._loader(start):
+            lr_img, hr_img, levels = self._batch(batch, step)
             # Dropout / stochastic depth draw from the global RNG: make them a function of (seed, rank, step).
             torch.manual_seed(_step_seed(tr.seed, self.dctx.rank, step))
             lr_now = lr_at(step, cfg.optim.lr, cfg.schedule, total, time_fraction)
@@ -646,7 +677,9 @@ class _Run:
             with amp, nullcontext() if train_g else torch.no_grad():
                 if self.distiller is not None:
                     self.distiller.teach(lr_img)
-                sr = self.net(lr_img)
+                # a conditioned model is told each sample's (noise sigma, JPEG quality)
+                kw = {} if levels is None else {"noise": levels[:, 0].to(dev), "jpeg": levels[:, 1].to(dev)}
+                sr = self.net(lr_img, **kw)
             # Losses in fp32: FFT and small differences lose too much in bf16.
             loss, terms = self.criterion(sr.float(), hr_img)
             terms = {k: float(v) for k, v in terms.items()}
@@ -693,6 +726,29 @@ class _Run:
             if final:  # train.steps reached, or the max_minutes budget spent
                 return step, None
         return step, None
+
+    def _batch(self, batch, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(LR, HR, levels) of one step: the loader's batch, degraded here for ``on: batch``; levels (B, 2) of the
+        samples' (noise sigma, JPEG quality) for a conditioned model, else None."""
+        lr_img, hr_img = batch[0], batch[1]
+        levels = batch[2] if len(batch) > 2 else None
+        if self.batch_degradation is None:
+            return lr_img, hr_img, levels
+        tr = self.cfg.train
+        # Every image of the batch gets its own kernel size and resize: cuDNN autotuning (benchmark mode, on for
+        # the fixed-size network) would re-tune dozens of new shapes each step (13 s a step on an H200), so it is
+        # off for the degradation.
+        with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, benchmark=False,
+                                        deterministic=torch.backends.cudnn.deterministic,
+                                        allow_tf32=torch.backends.cudnn.allow_tf32):
+            lr_img, hr_img, records = self.batch_degradation.training_batch(
+                hr_img.to(self.device), self.cfg.model.scale, _step_seed(tr.seed + 1, self.dctx.rank, step),
+                self.color)
+        if self.conditioned:
+            from srkit.degrade.pipeline import record_levels
+
+            levels = torch.tensor([record_levels(r) for r in records], dtype=torch.float32)
+        return lr_img, hr_img, levels
 
     def _stop_reason(self, step: int, stop_at: int | None, total: int) -> str | None:
         """A signal (agreed by all ranks), or "stop_at" when the caller's step limit is reached before the end."""

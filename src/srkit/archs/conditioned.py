@@ -1,0 +1,177 @@
+"""ECBSR-ctrl: ECBSR told the degradation levels of its input, for restoration strength the user sets.
+
+The network is ECBSR (`srkit.archs.ecbsr`) whose head ECB takes two more input channels: constant maps of the
+noise level and the JPEG level, as FFDNet feeds its noise-level map (K. Zhang, W. Zuo, L. Zhang, "FFDNet: Toward
+a Fast and Flexible Solution for CNN-Based Image Denoising", IEEE TIP 2018). The levels are normalised to [0, 1]
+over the trained ranges:
+
+* ``noise``: Gaussian noise sigma on the 0-255 scale -> ``noise / 50`` (0 = none, 1 = sigma 50);
+* ``jpeg``: JPEG quality 1..100 -> ``(100 - jpeg) / 90`` (0 = quality 100, no JPEG; 1 = quality 10).
+
+Only the head conv grows (2 x 9 x C more multiply-accumulates per LR pixel: +1,152 for C = 64, 72 per output
+pixel at x4, 0.24 % of ECBSR-M12C64's 29,484); everything after it is ECBSR's. The head's branches fold like any
+ECB (`srkit.deployment.deploy`): the maps are ordinary input channels. Built with ``deploy=True`` it has the
+authors' PlainSR keys plus nothing else (``backbone.0.conv3x3.weight`` is (C, colors + 2, 3, 3)).
+
+`ConditionedECBSR.load_blind_state_dict` starts it from a blind ECBSR of the same layout (``real-x4``): the head's
+weights for the two maps are zero, so it computes exactly the blind model until training teaches it to use them.
+
+The module takes the levels as keyword arguments, floats or (B,) tensors (one per image): ``module(x, noise=15,
+jpeg=60)``. Called without them it estimates each image's levels from its own pixels
+(`srkit.degrade.estimate.estimate_levels_batch`) and so behaves as a blind model; `srkit.upscale` and
+`upscale_file` estimate once per image (and read a JPEG file's own quality), so every tile gets the same levels.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from srkit.archs._spec import ArchFamily, ArchSpec
+from srkit.archs.ecbsr import ECB, ECBSR, detect_ecbsr
+from srkit.errors import ConfigError, ShapeError
+
+FFDNET = ("Zhang, Zuo, Zhang, 'FFDNet: Toward a Fast and Flexible Solution for CNN-Based Image Denoising', "
+          "IEEE TIP 2018")
+PAPER = ("Zhang, Zeng, Zhang, 'Edge-oriented Convolution Block for Real-time Super Resolution on Mobile Devices', "
+         f"ACM MM 2021; level maps as in {FFDNET}")
+REPO = "https://github.com/xindongzhang/ECBSR"
+LICENSE = "Apache-2.0"
+
+#: The per-call inputs, in the order of the level maps.
+LEVEL_INPUTS = ("noise", "jpeg")
+#: Noise sigma (0-255 scale) whose map value is 1.
+NOISE_FULL = 50.0
+#: JPEG qualities span 100 (map 0) .. 100 - JPEG_SPAN = 10 (map 1).
+JPEG_SPAN = 90.0
+
+
+def _per_image(value: float | Tensor, batch: int, x: Tensor, name: str) -> Tensor:
+    t = torch.as_tensor(value, dtype=torch.float32, device=x.device).reshape(-1)
+    if t.numel() == 1:
+        t = t.expand(batch)
+    if t.numel() != batch:
+        raise ShapeError(f"{name}: expected one value or one per image ({batch}), got {t.numel()}")
+    return t
+
+
+def level_maps(x: Tensor, noise: float | Tensor, jpeg: float | Tensor) -> Tensor:
+    """(B, 2, H, W) constant maps ``noise / 50`` and ``(100 - jpeg) / 90`` for images `x` (B, C, H, W), in x's
+    dtype and device; `noise` / `jpeg` are numbers or (B,) tensors."""
+    b, _, h, w = x.shape
+    n = _per_image(noise, b, x, "noise") / NOISE_FULL
+    j = (100.0 - _per_image(jpeg, b, x, "jpeg")) / JPEG_SPAN
+    return torch.stack([n, j], dim=1).to(x.dtype).view(b, 2, 1, 1).expand(b, 2, h, w)
+
+
+class ConditionedECBSR(ECBSR):
+    """ECBSR with level maps: (B, colors, H, W) in [0, rgb_range] + levels -> (B, colors, sH, sW).
+
+    Args: as `ECBSR` (pixel-shuffle upsampler only). The head ECB takes ``colors + 2`` channels.
+    """
+
+    def __init__(self, module_nums: int = 12, channel_nums: int = 64, scale: int = 4, colors: int = 3,
+                 with_idt: bool = False, act_type: str = "prelu", depth_multiplier: float = 2.0,
+                 rgb_range: float = 1.0, deploy: bool = False, edge_branches: bool = True):
+        super().__init__(module_nums, channel_nums, scale=scale, colors=colors, with_idt=with_idt,
+                         act_type=act_type, depth_multiplier=depth_multiplier, rgb_range=rgb_range, deploy=deploy,
+                         edge_branches=edge_branches, upsampler="pixelshuffle")
+        self.levels = len(LEVEL_INPUTS)
+        self.backbone[0] = ECB(colors + self.levels, channel_nums, depth_multiplier=depth_multiplier,
+                               act_type=act_type, with_idt=with_idt, deploy=deploy, edge_branches=edge_branches)
+
+    def forward(self, x: Tensor, noise: float | Tensor | None = None,
+                jpeg: float | Tensor | None = None) -> Tensor:
+        if noise is None or jpeg is None:
+            from srkit.degrade.estimate import estimate_levels_batch
+
+            est_noise, est_jpeg = estimate_levels_batch(x.detach().float() / self.rgb_range)
+            noise = est_noise if noise is None else noise
+            jpeg = est_jpeg if jpeg is None else jpeg
+        residual = x.repeat_interleave(self.scale * self.scale, dim=1)
+        y = self.backbone(torch.cat([x, level_maps(x, noise, jpeg)], dim=1))
+        return self.upsampler(y + residual)
+
+    @torch.no_grad()
+    def load_blind_state_dict(self, state_dict: dict[str, Tensor]) -> None:
+        """Load the weights of a blind ECBSR of the same layout (same M, C, colours, form): every tensor as it
+        is, the head's input-channel dimension padded with zeros for the level maps.
+
+        Raises:
+            ConfigError: the weights are not such an ECBSR (names or shapes differ otherwise).
+        """
+        own = self.state_dict()
+        if state_dict.keys() != own.keys():
+            missing = sorted(own.keys() - state_dict.keys())[:3]
+            extra = sorted(state_dict.keys() - own.keys())[:3]
+            raise ConfigError(f"not the blind ECBSR of this network (missing {missing}, unexpected {extra})")
+        fitted = {}
+        for k, v in state_dict.items():
+            want = own[k].shape
+            if v.shape == want:
+                fitted[k] = v
+            elif (k.startswith("backbone.0.") and v.dim() == 4 and v.shape[0] == want[0] and v.shape[2:] == want[2:]
+                  and v.shape[1] + self.levels == want[1]):
+                fitted[k] = torch.cat([v, v.new_zeros((v.shape[0], self.levels, *v.shape[2:]))], dim=1)
+            else:
+                raise ConfigError(f"not the blind ECBSR of this network ({k}: {tuple(v.shape)}, want "
+                                  f"{tuple(want)})")
+        self.load_state_dict(fitted)
+
+
+def build_ecbsr_ctrl(scale: int = 4, *, module_nums: int = 12, channel_nums: int = 64, colors: int = 3,
+                     with_idt: bool = False, act_type: str = "prelu", depth_multiplier: float = 2.0,
+                     rgb_range: float = 1.0, deploy: bool = False, edge_branches: bool = True) -> ConditionedECBSR:
+    """ECBSR-ctrl, default M12C64 RGB (real-x4's network plus the level maps). See `ConditionedECBSR`."""
+    return ConditionedECBSR(module_nums, channel_nums, scale=scale, colors=colors, with_idt=with_idt,
+                            act_type=act_type, depth_multiplier=depth_multiplier, rgb_range=rgb_range,
+                            deploy=deploy, edge_branches=edge_branches)
+
+
+def _receptive_field(options: dict) -> int:
+    return int(options.get("module_nums", 12)) + 2  # head + M body + tail 3x3 convs
+
+
+def _label(options: dict) -> str:
+    return f"ecbsr-ctrl-m{options.get('module_nums', 12)}c{options.get('channel_nums', 64)}"
+
+
+def detect_ecbsr_ctrl(state_dict: dict[str, Tensor]) -> tuple[str, int, dict] | None:
+    """Recognise an ECBSR-ctrl checkpoint (training or deployed form): ECBSR's keys whose head takes two more
+    input channels than the tail's ``colors * s * s`` implies. A plain ECBSR never matches (its head takes exactly
+    ``colors``). Options as `detect_ecbsr`'s, in srkit's [0, 1] range (no ``rgb_range``)."""
+    head = state_dict.get("backbone.0.conv3x3.weight")
+    levels = len(LEVEL_INPUTS)
+    if head is None or head.dim() != 4 or head.shape[1] <= levels:
+        return None
+    c_in = int(head.shape[1])
+    colors = c_in - levels
+    # The head's tensors seen without the level channels: an ECBSR of `colors` channels, if this is one.
+    sliced = {k: v[:, :colors] if k.startswith("backbone.0.") and v.dim() == 4 and v.shape[1] == c_in else v
+              for k, v in state_dict.items()}
+    found = detect_ecbsr(sliced)
+    if found is None or found[2].get("colors") != colors:
+        return None
+    _, scale, options = found
+    return "ecbsr-ctrl", scale, {k: v for k, v in options.items() if k != "rgb_range"}
+
+
+ECBSR_CTRL_SPEC = ArchSpec(
+    build=build_ecbsr_ctrl, family="conditioned", paper=PAPER, repo=REPO, license=LICENSE, scales=(2, 3, 4),
+    in_channels=3, out_channels=3, color_space="rgb", size_multiple=1, receptive_field=_receptive_field,
+    safe_dtypes=("fp32", "bf16"), label=_label, inputs=LEVEL_INPUTS,
+)
+
+FAMILY = ArchFamily(name="conditioned", specs={"ecbsr-ctrl": ECBSR_CTRL_SPEC}, detect=detect_ecbsr_ctrl)
+
+__all__ = [
+    "ECBSR_CTRL_SPEC",
+    "FAMILY",
+    "JPEG_SPAN",
+    "LEVEL_INPUTS",
+    "NOISE_FULL",
+    "ConditionedECBSR",
+    "build_ecbsr_ctrl",
+    "detect_ecbsr_ctrl",
+    "level_maps",
+]

@@ -290,7 +290,7 @@ def test_bad_codec_container_pair_refused_before_work(tmp_path, clips):
 
 
 def test_output_name_keeps_the_container_suffix(clips, tmp_path):
-    from srkit.cli.upscale import plan_jobs
+    from srkit.cli.jobs import plan_jobs
 
     jobs, failures, _ = plan_jobs([str(clips / "clip.mp4")], str(tmp_path) + "/", "png", "_x2")
     assert not failures and [j.dst.name for j in jobs] == ["clip_x2.mp4"]

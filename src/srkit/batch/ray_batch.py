@@ -66,7 +66,7 @@ class BatchOutcome:
 
 def process_one(up: Any, src: Path, dst: Path, s: BatchSettings) -> tuple[str, str]:
     """Upscale one file as `srkit upscale` does: ("written" | "skipped" | "failed", reason)."""
-    from srkit.cli.upscale import _reason, remove_stale_temps
+    from srkit.cli.jobs import reason as _reason, remove_stale_temps
     from srkit.infer.files import upscale_file
 
     if not s.overwrite and dst.exists():

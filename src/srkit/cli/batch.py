@@ -52,7 +52,8 @@ def batch_command(
     stream: Optional[bool] = typer.Option(None, "--stream/--no-stream", show_default=False,
                                           help="Stream big outputs (default: automatic, as srkit upscale)."),
 ) -> None:
-    from srkit.cli.upscale import parse_tile, plan_jobs, stderr_lines, upscale_command
+    from srkit.cli.jobs import plan_jobs, stderr_lines
+    from srkit.cli.upscale import parse_tile, upscale_command
 
     if engine == Engine.local:
         upscale_command(inputs=inputs, output=output, model=model, scale=scale, tile=tile, dtype=dtype, tta=tta,

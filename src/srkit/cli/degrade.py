@@ -70,7 +70,7 @@ def degrade_command(
     variants: int = typer.Option(5, "--variants", min=1, max=32, help="Degraded variants on the sheet."),
     crop: int = typer.Option(192, "--crop", min=16, help="Side of the HR crop shown on the sheet."),
 ) -> None:
-    from srkit.cli.upscale import plan_jobs
+    from srkit.cli.jobs import plan_jobs
     from srkit.data.folders import read_rgb8
     from srkit.degrade.pipeline import degrade_image, image_seed
     from srkit.io import write_image

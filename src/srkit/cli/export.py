@@ -43,12 +43,18 @@ def export_command(
     from srkit.errors import ConfigError
     from srkit.models import load_model
 
+    by_suffix = _SUFFIX_FORMATS.get(output.suffix.lower())
     if fmt is None:
-        fmt = _SUFFIX_FORMATS.get(output.suffix.lower(), Format.onnx)
+        fmt = by_suffix or Format.onnx
+    elif by_suffix is not None and by_suffix != fmt:
+        raise ConfigError(f"--format {fmt.value} does not match the output name {output.name!r} "
+                          f"({output.suffix} is {by_suffix.value}); change one of them")
     if output.exists() and output.is_dir():
         raise ConfigError(f"output {str(output)!r} is a folder; give a file name")
-    if not output.parent.exists():
-        raise ConfigError(f"output folder {str(output.parent)!r} does not exist")
+    try:  # the same rule as `srkit upscale`: a missing output folder is created
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the output folder {str(output.parent)!r}: {e.strerror or e}") from None
     m = load_model(model, scale=scale)
     if fmt == Format.onnx:
         from srkit.export.onnx import export_onnx

@@ -17,7 +17,7 @@ import typer
 
 from srkit.cli.iqa_fit import FIT_HELP as OPINION_FIT_HELP
 from srkit.cli.iqa_fit import fit_command
-from srkit.cli.upscale import find_images, stderr_lines
+from srkit.cli.jobs import find_images, stderr_lines
 from srkit.io.uint8 import read_uint8
 
 HELP = """No-reference image quality: score images (NIQE, KLT index) and fit srkit's NIQE model.

@@ -28,20 +28,15 @@ Policies:
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
-import re
-import sys
 import time
 import warnings
-from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from srkit.io import IMAGE_SUFFIXES  # suffixes walked in folders: the formats srkit.io reads
+from srkit.cli.jobs import Job, plan_jobs, reason, remove_stale_temps, stderr_lines
 
 if TYPE_CHECKING:  # not imported at run time: `srkit --help` does not load torch
     from srkit.infer.engine import TileSetting
@@ -133,255 +128,6 @@ def parse_tile(value: str) -> TileSetting:
     return side
 
 
-@dataclass
-class Job:
-    """One file to upscale: `src` -> `dst`."""
-
-    src: Path
-    dst: Path
-
-
-def _has_magic(s: str) -> bool:
-    return any(ch in s for ch in "*?[")
-
-
-def _glob_base(pattern: str) -> Path:
-    """The leading folders of a glob that hold no wildcard (`a/b/**/*.png` -> `a/b`)."""
-    parts = Path(pattern).parts
-    fixed = []
-    for p in parts[:-1]:
-        if _has_magic(p):
-            break
-        fixed.append(p)
-    return Path(*fixed) if fixed else Path(".")
-
-
-def _is_hidden(name: str) -> bool:
-    return name.startswith(".")
-
-
-def _walk_images(root: Path, exclude: str | None) -> list[Path]:
-    """Image files under `root`, sorted, skipping hidden entries and the folder `exclude` (the output folder, when
-    it lies inside an input folder: a rerun must not take its own outputs as inputs)."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        if dirpath != str(root) and _is_series(Path(dirpath)):  # a DICOM series folder is one input
-            found.append(Path(dirpath))
-            dirnames[:] = []
-            continue
-        dirnames[:] = sorted(
-            d for d in dirnames
-            if not _is_hidden(d) and (exclude is None or os.path.realpath(os.path.join(dirpath, d)) != exclude)
-        )
-        for f in sorted(filenames):
-            if not _is_hidden(f) and _walked_name(f):
-                found.append(Path(dirpath) / f)
-    return found
-
-
-# Domain files found in folders by name (besides the image suffixes): DICOM files and NIfTI volumes.
-_DOMAIN_SUFFIXES = (".dcm", ".nii", ".nii.gz")
-
-
-def _walked_name(name: str) -> bool:
-    low = name.lower()
-    return Path(low).suffix in IMAGE_SUFFIXES or low.endswith(_DOMAIN_SUFFIXES)
-
-
-def _is_series(folder: Path) -> bool:
-    """A folder of DICOM files (a series, or several) and no other images: one input, written to one folder. A
-    folder that also holds other images or volumes is walked file by file instead."""
-    from srkit.domains.sniff import is_dicom
-
-    if not is_dicom(folder):
-        return False
-    try:
-        names = [e.name for e in os.scandir(folder) if e.is_file() and not _is_hidden(e.name)]
-    except OSError:
-        return False
-    return not any(_walked_name(n) and not n.lower().endswith(".dcm") for n in names)
-
-
-def _domain_out_name(src: Path, suffix: str) -> str | None:
-    """Output name of a domain input: GeoTIFF -> .tif, DICOM file -> .dcm, DICOM series folder -> a folder of the
-    same name, NIfTI -> its own suffix (.nii, .nii.gz, .hdr); None for other inputs."""
-    from srkit.domains import route
-
-    domain = route(src)
-    if domain is None or domain.name == "video":
-        return None
-    if domain.name == "GeoTIFF":
-        return f"{src.stem}{suffix}.tif"
-    if domain.name == "DICOM":
-        return f"{src.name}{suffix}" if src.is_dir() else f"{src.stem}{suffix}.dcm"
-    low = src.name.lower()
-    ext = next((e for e in (".nii.gz", ".nii", ".hdr") if low.endswith(e)), ".nii")
-    stem = src.name[: len(src.name) - len(ext)] if low.endswith(ext) else src.stem
-    return f"{stem}{suffix}{ext}"
-
-
-def _out_name(src: Path, fmt: str | None, suffix: str) -> str:
-    from srkit.io import output_suffix
-
-    domain_name = _domain_out_name(src, suffix)  # GeoTIFF, DICOM, NIfTI keep their format whatever --format says
-    if domain_name is not None:
-        return domain_name
-
-    # --format, else the input's suffix; read-only inputs (GIF, PSD, PNM, QOI, JPEG XL) become PNG, or TIFF when
-    # their header says 16-bit or float
-    ext = "." + fmt if fmt is not None else output_suffix(src)
-    from srkit.domains.sniff import is_video
-
-    if is_video(src):  # a video keeps its container; --format names image formats
-        ext = src.suffix
-    return f"{src.stem}{suffix}{ext}"
-
-
-def find_images(
-    inputs: list[str], exclude: str | None = None
-) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]], list[str]]:
-    """Image files of INPUTs: files, folders (walked recursively) and globs (expanded here, `**` included).
-
-    Args:
-        inputs: the command's INPUT arguments.
-        exclude: a real path (an output folder) whose contents are never taken as inputs.
-
-    Returns:
-        (found as (file, path relative to its folder or glob base), failures as (input, reason), notes).
-    """
-    found: list[tuple[Path, Path]] = []
-    failures: list[tuple[str, str]] = []
-    notes: list[str] = []
-    for item in inputs:
-        p = Path(item)
-        if p.exists():
-            if p.is_dir() and _is_series(p):  # a DICOM series: one input (routed before walking for images)
-                found.append((p, Path(p.name)))
-            elif p.is_dir():
-                images = _walk_images(p, exclude)
-                if not images:
-                    notes.append(f"no images under '{p}'")
-                found.extend((f, f.relative_to(p)) for f in images)
-            else:
-                found.append((p, Path(p.name)))
-            continue
-        if not _has_magic(item):
-            failures.append((item, "no such file or folder"))
-            continue
-        base = _glob_base(item)
-        n = 0
-        for m in map(Path, sorted(glob.glob(item, recursive=True))):
-            if m.is_dir() and _is_series(m):
-                found.append((m, m.relative_to(base) if m.is_relative_to(base) else Path(m.name)))
-                n += 1
-            elif m.is_dir():
-                images = _walk_images(m, exclude)
-                found.extend((f, f.relative_to(base) if f.is_relative_to(base) else f.relative_to(m))
-                             for f in images)
-                n += len(images)
-            elif _walked_name(m.name) and not _is_hidden(m.name):
-                if exclude is not None and os.path.realpath(m).startswith(exclude + os.sep):
-                    continue  # our own outputs
-                found.append((m, m.relative_to(base) if m.is_relative_to(base) else Path(m.name)))
-                n += 1
-        if n == 0:
-            failures.append((item, "no image matches this pattern"))
-    return found, failures, notes
-
-
-def plan_jobs(
-    inputs: list[str], output: str, fmt: str | None, suffix: str
-) -> tuple[list[Job], list[tuple[str, str]], list[str]]:
-    """Expand INPUTs into jobs. `output` is a file for a single input file (unless it is an existing folder, ends
-    with a path separator or has no suffix), else a folder.
-
-    Returns:
-        (jobs, failures as (file, reason), notes). Failures are inputs that do not exist, globs that match
-        nothing, outputs that are inputs and outputs claimed by two inputs.
-    """
-    from srkit.io.atomic import same_file
-
-    failures: list[tuple[str, str]] = []
-    notes: list[str] = []
-    out = Path(output)
-    single = (
-        len(inputs) == 1 and Path(inputs[0]).is_file() and not out.is_dir() and not output.endswith(("/", os.sep))
-        and out.suffix != ""
-    )
-    if single:
-        jobs = [Job(Path(inputs[0]), out)]
-    else:
-        if out.exists() and not out.is_dir():
-            raise typer.BadParameter(
-                f"'{out}' is a file; several inputs or a folder need an output folder", param_hint="'-o'"
-            )
-        found, failures, notes = find_images(inputs, os.path.realpath(out))
-        jobs = [Job(src, out / rel.parent / _out_name(src, fmt, suffix)) for src, rel in found]
-    # Refuse outputs that are inputs (of this run) and outputs claimed twice; drop exact duplicates.
-    src_real = {os.path.realpath(j.src) for j in jobs}
-    claimed: dict[str, Path] = {}
-    kept: list[Job] = []
-    for j in jobs:
-        d = os.path.realpath(j.dst)
-        if d in src_real or same_file(j.src, j.dst):
-            failures.append(
-                (str(j.src), f"output '{j.dst}' is an input file; choose another -o, --suffix or --format")
-            )
-            continue
-        if d in claimed:
-            if os.path.realpath(claimed[d]) != os.path.realpath(j.src):
-                failures.append((str(j.src), f"output '{j.dst}' is also the output of '{claimed[d]}'"))
-            continue
-        claimed[d] = j.src
-        kept.append(j)
-    return kept, failures, notes
-
-
-def remove_stale_temps(dst: Path) -> int:
-    """Remove temp files a killed run left for `dst` (`write_image` names them `.<name>.<12 hex>.tmp`)."""
-    pattern = re.compile(r"\." + re.escape(dst.name[:200]) + r"\.[0-9a-f]{12}\.tmp")
-    n = 0
-    try:
-        entries = list(os.scandir(dst.parent))
-    except OSError:
-        return 0
-    for e in entries:
-        if pattern.fullmatch(e.name) and e.is_file(follow_symlinks=False):
-            try:
-                os.unlink(e.path)
-                n += 1
-            except OSError:
-                pass
-    return n
-
-
-def stderr_lines():
-    """``(console, interactive, say)``: ``say(line)`` prints one line on stderr (through rich on a terminal, so it
-    does not tear a progress bar; plain and flushed otherwise)."""
-    from rich.console import Console
-
-    err = Console(stderr=True, highlight=False)
-    interactive = err.is_terminal
-
-    def say(line: str) -> None:
-        if interactive:
-            err.print(line, markup=False, highlight=False, soft_wrap=True)
-        else:
-            print(line, file=sys.stderr, flush=True)
-
-    return err, interactive, say
-
-
-def _reason(exc: BaseException, src: Path) -> str:
-    msg = " ".join(str(exc).split()) or type(exc).__name__
-    prefix = f"cannot read '{src}': "
-    if msg.startswith(prefix):  # the file is named once, at the start of the line
-        msg = "cannot read: " + msg[len(prefix):]
-    if not isinstance(exc, Exception) or type(exc).__module__.startswith("srkit"):
-        return msg
-    return f"{type(exc).__name__}: {msg}"
-
-
 def upscale_command(
     inputs: list[str] = typer.Argument(..., help="Image files, folders or globs.", show_default=False),
     output: str = typer.Option(..., "--output", "-o", help="Output file (one input file) or folder."),
@@ -432,6 +178,10 @@ def upscale_command(
     jpeg: Optional[float] = typer.Option(
         None, "--jpeg", show_default=False,
         help="The input's JPEG quality (1..100, 100 = none) for a conditioned model, instead of --strength."),
+    outscale: Optional[float] = typer.Option(
+        None, "--outscale", show_default=False, min=0.01,
+        help="Any output scale, e.g. 2 or 3 with an x4 model, or 8 (two passes): the model, then MATLAB bicubic "
+             "to the exact size (--scale still checks the model's own scale)."),
     denoise: Optional[float] = typer.Option(
         None, "--denoise", show_default=False,
         help="Denoising 0..1 for models that ship as a pair (Real-ESRGAN general / wdn): their weights "
@@ -449,19 +199,12 @@ def upscale_command(
     err, interactive, say = stderr_lines()
     for n in notes:
         say(f"srkit: note: {n}")
-    for f, reason in failures:
-        say(f"srkit: error: {f}: {reason}")
+    for f, why in failures:
+        say(f"srkit: error: {f}: {why}")
 
-    todo: list[Job] = []
-    skipped = 0
-    for j in jobs:
-        if not overwrite and j.dst.exists():
-            skipped += 1
-        else:
-            todo.append(j)
-    written = 0
+    written = skipped = redone = 0
     failed = len(failures)
-    if todo:
+    if jobs:
         from srkit.infer.api import load_upscaler
 
         # The model is loaded once; one Upscaler serves every file.
@@ -471,21 +214,43 @@ def upscale_command(
             model if denoise is None else denoise_model(model, denoise), scale=scale, tile=tile_v,
             dtype=dtype.value, device=device, tta=tta, backend=None if backend == Backend.torch else backend.value,
         )
+        if scale is None and up.model.info.channel_agnostic and "-x" not in model:
+            say(f"srkit: note: {model} upscales x{up.scale} (the default; --scale chooses another)")
         if any(v is not None for v in levels.values()):
             from srkit.infer.conditioning import level_inputs
 
             # a model without levels refuses them once, not once per file
             level_inputs(up.model.info, strength=strength, noise=noise, jpeg=jpeg)
         from srkit.domains import DomainOptions
+        from srkit.infer.provenance import matches, request_record
 
-        written, n_failed = _run(up, todo, fmt=fmt, quality=quality, alpha=alpha.value, tta=tta, say=say,
-                                 console=err, interactive=interactive, stream=stream,
-                                 domain_options=DomainOptions(
-                                     codec=video_codec.value, crf=crf, bands=tuple(bands) if bands else None,
-                                     value_range=value_range, cog=cog, through_plane=through_plane),
-                                 levels=levels)
-        failed += n_failed
+        domain = DomainOptions(codec=video_codec.value, crf=crf, bands=tuple(bands) if bands else None,
+                               value_range=value_range, cog=cog, through_plane=through_plane)
+        # What decides the outputs: an existing output is skipped only when the same request made it.
+        rec = request_record(
+            model, arch=up.model.info.name, scale=up.scale, fmt=fmt, quality=quality, alpha=alpha.value, tta=tta,
+            dtype=up.compute_dtype, receptive_field=up.model.info.receptive_field, tile=tile_v, denoise=denoise,
+            **levels, bands=list(bands) if bands else None, value_range=list(value_range) if value_range else None,
+            cog=cog or None, through_plane=through_plane or None, video=[video_codec.value, crf], outscale=outscale)
+        todo: list[Job] = []
+        for j in jobs:
+            made_by = matches(j.dst, rec) if not overwrite else False
+            if made_by is False and j.dst.exists() and not overwrite:
+                redone += 1  # made by another request (model, scale, format, ...): stale
+            if made_by is None and j.dst.exists():
+                skipped += 1  # no record of what made it (another tool, or an older srkit): left alone
+            elif made_by:
+                skipped += 1
+            else:
+                todo.append(j)
+        if todo:
+            written, n_failed = _run(up, todo, fmt=fmt, quality=quality, alpha=alpha.value, tta=tta, say=say,
+                                     console=err, interactive=interactive, stream=stream, domain_options=domain,
+                                     levels=levels, record=rec, outscale=outscale)
+            failed += n_failed
     note = " (existing outputs are skipped; --overwrite replaces them)" if skipped else ""
+    if redone:
+        note += f" ({redone} existing made by another model or settings: redone)"
     typer.echo(f"srkit upscale: {written} written, {skipped} skipped, {failed} failed in "
                f"{time.perf_counter() - t0:.1f} s{note}")
     if failed:
@@ -517,11 +282,12 @@ def _check_levels(levels: dict, denoise: float | None, model: str) -> None:
 
 def _run(
     up, todo: list[Job], *, fmt, quality, alpha, tta, say, console, interactive, stream=None, domain_options=None,
-    levels: dict | None = None,
+    levels: dict | None = None, record: dict | None = None, outscale: float | None = None,
 ) -> tuple[int, int]:
     """Upscale each job with the shared Upscaler `up`; returns (written, failed)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from srkit.infer import provenance
     from srkit.infer.files import upscale_file
 
     written = failed = 0
@@ -535,6 +301,11 @@ def _run(
         def frame_progress(done: int, total: int) -> None:  # videos report their frames
             progress.update(frames, completed=done, total=total, visible=True)
 
+        tiles = progress.add_task("tiles", total=1.0, visible=False)
+
+        def tile_progress(fraction: float) -> None:  # one big image: its tiles / strips
+            progress.update(tiles, completed=fraction, visible=True)
+
         if domain_options is not None:
             extra = {**domain_options.extra, "progress": frame_progress}
             domain_options = dataclasses.replace(domain_options, extra=extra)
@@ -543,22 +314,27 @@ def _run(
             try:
                 j.dst.parent.mkdir(parents=True, exist_ok=True)
                 remove_stale_temps(j.dst)
+                provenance.remove_record(j.dst)  # a rewrite killed halfway leaves no record claiming it
                 with warnings.catch_warnings(record=True) as caught:  # one line each, naming the file
                     warnings.simplefilter("always")
                     try:
                         lv = levels or {}
                         upscale_file(j.src, j.dst, up, format=fmt, quality=quality, alpha=alpha, tta=tta,
                                      stream=stream, domain_options=domain_options, strength=lv.get("strength"),
-                                     noise=lv.get("noise"), jpeg=lv.get("jpeg"))
+                                     noise=lv.get("noise"), jpeg=lv.get("jpeg"), progress=tile_progress,
+                                     outscale=outscale)
                     finally:
                         for msg in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
                             say(f"srkit: warning: {j.src}: {msg}")
+                if record is not None:
+                    provenance.record(j.dst, record)
                 written += 1
+                progress.update(tiles, visible=False, completed=0)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
                 failed += 1
-                say(f"srkit: error: {j.src}: {_reason(e, j.src)}")
+                say(f"srkit: error: {j.src}: {reason(e, j.src)}")
             progress.update(frames, visible=False)
             progress.advance(task)
     return written, failed

@@ -453,6 +453,18 @@ def _check_array(arr: np.ndarray) -> None:
         raise ShapeError(f"expected an (H, W) or (H, W, C) image with C in 1..4, got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ShapeError(f"image is empty (shape {arr.shape})")
+    if arr.dtype.kind == "f" and not isinstance(arr, np.memmap):
+        lo, hi = float(arr.min()), float(arr.max())
+        if -_FLOAT_SLACK <= lo and hi <= 1 + _FLOAT_SLACK:  # the usual case: no copy made
+            return
+        finite = arr[np.isfinite(arr)]  # NaN / Inf are masked later (run_image); judge the finite values
+        if finite.size and (float(finite.min()) < -_FLOAT_SLACK or float(finite.max()) > 1 + _FLOAT_SLACK):
+            raise ShapeError(f"float images must hold values in [0, 1], got {float(finite.min()):.4g} .. "
+                             f"{float(finite.max()):.4g}: scale the image first (nothing is clipped silently)")
+
+
+# Float images a hair outside [0, 1] (rounding in a conversion) are accepted; more is an error.
+_FLOAT_SLACK = 1e-4
 
 
 def _to_float(block: np.ndarray, peak: float) -> np.ndarray:
@@ -495,6 +507,36 @@ def run_array(up: Runner, image: np.ndarray, request: Request = Request()) -> np
     if arr.ndim == 2:
         y = y[..., 0]
     return _from_float(y, arr.dtype, peak)
+
+
+def outscale_passes(scale: int, outscale: float) -> int:
+    """Model passes for an output scale: the fewest k >= 1 with scale ** k >= outscale."""
+    k = 1
+    while scale**k < outscale * (1 - 1e-9):
+        k += 1
+    return k
+
+
+def run_array_outscale(up: Runner, image: np.ndarray, request: Request, outscale: float) -> np.ndarray:
+    """`run_array` to any output scale (Real-ESRGAN's `--outscale`): `outscale_passes` model passes, then MATLAB
+    bicubic (antialiased when shrinking) to exactly round(outscale * H) x round(outscale * W). E.g. an x4 model at
+    outscale 2 is one pass and a halving, at 8 two passes; the same dtype and layout come back."""
+    if not outscale > 0:
+        raise ConfigError(f"outscale must be > 0, got {outscale!r}")
+    arr = np.asarray(image)
+    h, w = arr.shape[:2]
+    out = arr
+    for _ in range(outscale_passes(up.model.info.scale, outscale)):
+        out = run_array(up, out, request)
+    target = (max(1, round(h * outscale)), max(1, round(w * outscale)))
+    if out.shape[:2] == target:
+        return out
+    from srkit.ops import imresize_matlab
+
+    resized = imresize_matlab(out, output_shape=target)
+    if out.dtype.kind == "f":
+        resized = np.clip(resized, 0.0, 1.0).astype(out.dtype)
+    return resized
 
 
 def strip_context(up: Runner) -> int:

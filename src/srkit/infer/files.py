@@ -175,6 +175,24 @@ def _upscale_file_streaming(
     return dst
 
 
+def _upscale_file_outscale(up: Upscaler, arr: np.ndarray, meta: Any, dst: Path, request: Request, outscale: float,
+                           *, format: str | None, quality: int) -> Path:
+    """`upscale_file` at an output scale other than the model's: built whole (`run_array_outscale`)."""
+    from srkit.infer.engine import run_array_outscale
+    from srkit.io import write_image
+
+    fmt = _output_format(dst, format)
+    h, w = arr.shape[:2]
+    side = max(round(h * outscale), round(w * outscale))
+    cap = {"WEBP": WEBP_MAX_SIDE, "HEIF": HEIF_MAX_SIDE, "AVIF": HEIF_MAX_SIDE}.get(fmt or "")
+    if cap is not None and side > cap:
+        raise ConfigError(f"cannot write '{dst}': {side} px a side is over {fmt}'s {cap} px limit; write TIFF or PNG")
+    out = _fit_depth(run_array_outscale(up, arr, request, outscale), fmt)
+    depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(out.dtype, 32)
+    dpi = (meta.dpi[0] * outscale, meta.dpi[1] * outscale) if meta.dpi else None
+    return write_image(dst, out, dataclasses.replace(meta, bit_depth=depth, dpi=dpi), format=format, quality=quality)
+
+
 def upscale_file(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
@@ -196,6 +214,7 @@ def upscale_file(
     strength: float | None = None,
     noise: float | None = None,
     jpeg: float | None = None,
+    outscale: float | None = None,
 ) -> Path:
     """Read `src`, upscale it, write `dst` (atomically) with its metadata; returns `Path(dst)`.
 
@@ -210,6 +229,8 @@ def upscale_file(
             `srkit.io.write_image`).
         model, scale, tile, dtype, device, alpha, tta, inputs, seed: as in `srkit.infer.api.upscale`; pass an
             `Upscaler` to share one model over many files.
+        outscale: any output scale (Real-ESRGAN's `--outscale`): the model's passes, then MATLAB bicubic to
+            round(outscale * size) (`srkit.infer.engine.run_array_outscale`); whole-image path only.
         progress: called with the fraction of the image done after each tile / strip (a progress bar for big
             images).
         strength, noise, jpeg: a conditioned model's levels, as in `srkit.infer.api.upscale`; what is not given
@@ -273,9 +294,15 @@ def upscale_file(
     call_inputs = conditioning.level_inputs(up.model.info, inputs, strength=strength, noise=noise, jpeg=jpeg,
                                             image=arr, quality=src_quality)
     request = up.request(alpha=alpha, tta=tta, inputs=call_inputs, seed=seed, progress=progress)
+    if outscale is not None and not outscale > 0:
+        raise ConfigError(f"outscale must be > 0, got {outscale!r}")
+    if outscale is not None and abs(outscale - up.scale) < 1e-9:
+        outscale = None  # the model's own scale: nothing to resample
     s = up.scale
     h, w = arr.shape[:2]
     channels = 1 if arr.ndim == 2 else arr.shape[2]
+    if outscale is not None:
+        return _upscale_file_outscale(up, arr, meta, dst_p, request, outscale, format=format, quality=quality)
     if stream is None:
         need = whole_image_peak_bytes(h, w, _work_channels(up, channels), s)
         streaming = fmt is not None and need > stream_budget()

@@ -86,3 +86,11 @@ def test_float_images_outside_0_1_are_an_error_not_clipped():
     ok = np.clip(img / 255, 0, 1)
     ok[0, 0, 0] = 1 + 1e-6  # rounding slack is accepted
     assert srkit.upscale(ok, model="bicubic", scale=2).shape == (16, 16, 3)
+
+
+def test_unknown_output_suffix_fails_fast_naming_the_cli_option(tmp_path, srkit_cli):
+    write_image(tmp_path / "a.png", _rand((8, 8, 3)))
+    r = srkit_cli("upscale", tmp_path / "a.png", "-o", tmp_path / "b.xyz")
+    assert r.returncode == 2 and "--format" in r.stderr and "format=" not in r.stderr
+    r = srkit_cli("upscale", tmp_path / "a.png", "-o", tmp_path / "b.xyz", "--format", "png", "--model", "bicubic")
+    assert r.returncode == 0

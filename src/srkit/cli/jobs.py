@@ -173,6 +173,23 @@ def find_images(
     return found, failures, notes
 
 
+def _check_output_name(src: Path, out: Path, fmt: str | None) -> None:
+    """An output name whose suffix names no format, with no --format, is refused before any model is loaded
+    (domain files — video, DICOM, NIfTI, GeoTIFF — name their own outputs)."""
+    from srkit.domains import route
+    from srkit.errors import ImageWriteError
+    from srkit.io.formats import write_format
+
+    if fmt is not None or route(src) is not None:
+        return
+    try:
+        write_format(out, None)
+    except ImageWriteError:
+        raise typer.BadParameter(
+            f"cannot tell the output format from '{out.name}': use a known suffix (.png .jpg .webp .tif .heic "
+            ".avif .jp2 ...) or --format", param_hint="'-o'") from None
+
+
 def plan_jobs(
     inputs: list[str], output: str, fmt: str | None, suffix: str
 ) -> tuple[list[Job], list[tuple[str, str]], list[str]]:
@@ -194,6 +211,7 @@ def plan_jobs(
     )
     if single:
         jobs = [Job(Path(inputs[0]), out)]
+        _check_output_name(Path(inputs[0]), out, fmt)
     else:
         if out.exists() and not out.is_dir():
             raise typer.BadParameter(

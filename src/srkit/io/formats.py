@@ -154,6 +154,6 @@ def write_format(target: Path, format: str | None) -> str:
     if key not in FORMAT_NAMES:
         raise write_error(
             target, f"cannot tell the format from suffix {target.suffix!r} (use .png .jpg "
-            ".jpeg .webp .bmp .tif .tiff .heic .heif .avif .jp2 .j2k, or pass format=)"
+            ".jpeg .webp .bmp .tif .tiff .heic .heif .avif .jp2 .j2k, or name the format: --format / format=)"
         )
     return FORMAT_NAMES[key]

@@ -83,3 +83,24 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
         code = 0 if e.code is None else e.code  # sys.exit() / sys.exit(None) is success
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def load_script(path):
+    """A benchmark or script file imported as a module (they are not packages)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def textured(side: int, seed: int) -> np.ndarray:
+    """A natural-looking (side, side, 3) uint8 test image: smooth random colour fields plus fine texture."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    coarse = Image.fromarray((rng.random((8, 8, 3)) * 255).astype(np.uint8)).resize((side, side), Image.BICUBIC)
+    fine = Image.fromarray((rng.random((side // 3, side // 3, 3)) * 255).astype(np.uint8)).resize(
+        (side, side), Image.BICUBIC)
+    return (0.7 * np.asarray(coarse, np.float64) + 0.3 * np.asarray(fine, np.float64)).astype(np.uint8)

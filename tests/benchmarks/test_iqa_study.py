@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
+from helpers import load_script, textured
+
 from pathlib import Path
 
 import numpy as np
@@ -12,19 +13,11 @@ STUDY = Path(__file__).resolve().parents[2] / "benchmarks" / "iqa_study.py"
 
 
 def _load_study():
-    spec = importlib.util.spec_from_file_location("iqa_study", STUDY)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(STUDY)
 
 
 def _textured(side: int, seed: int) -> np.ndarray:
-    """A natural-looking test image: smooth random colour fields plus fine texture."""
-    rng = np.random.default_rng(seed)
-    coarse = Image.fromarray((rng.random((8, 8, 3)) * 255).astype(np.uint8)).resize((side, side), Image.BICUBIC)
-    fine = Image.fromarray((rng.random((side // 3, side // 3, 3)) * 255).astype(np.uint8)).resize(
-        (side, side), Image.BICUBIC)
-    return (0.7 * np.asarray(coarse, np.float64) + 0.3 * np.asarray(fine, np.float64)).astype(np.uint8)
+    return textured(side, seed)
 
 
 def test_study_prints_both_tables(tmp_path, capsys):

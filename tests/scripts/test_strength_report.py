@@ -4,7 +4,6 @@ writes its JSON and the figure; its high-frequency measure and level parsing beh
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,22 +12,17 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import load_script, textured
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "strength_report.py"
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("strength_report", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT)
 
 
 def _textured(side: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    coarse = Image.fromarray((rng.random((8, 8, 3)) * 255).astype(np.uint8)).resize((side, side), Image.BICUBIC)
-    fine = Image.fromarray((rng.random((side // 3, side // 3, 3)) * 255).astype(np.uint8)).resize(
-        (side, side), Image.BICUBIC)
-    return (0.7 * np.asarray(coarse, np.float64) + 0.3 * np.asarray(fine, np.float64)).astype(np.uint8)
+    return textured(side, seed)
 
 
 def test_report_end_to_end(tmp_path, monkeypatch, capsys):

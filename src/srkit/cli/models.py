@@ -25,6 +25,7 @@ PURPOSE: dict[str, str] = {
     "balanced-x4": "x4 for clean images, quality and speed balanced; Y channel (default of srkit upscale)",
     "real-x4": "x4 for real photos (noise, blur, JPEG), fidelity-oriented; RGB",
     "real-x4-gan": "x4 for real photos, GAN-tuned for natural texture; RGB",
+    "real-x4-ctrl": "x4 for real photos with a strength you set (--strength, --noise/--jpeg); RGB",
 }
 
 CLASSICAL_PURPOSE = "baseline; MATLAB imresize, any integer scale"

@@ -64,3 +64,16 @@ def data_dir() -> Path:
     if d is None:
         pytest.skip("benchmark datasets not found (set SRKIT_DATA)")
     return d
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Tests never read or write the user's srkit cache (pulled models, degraded LR, output records): one
+    private `$SRKIT_CACHE` per test session (tests that need their own still set it with monkeypatch)."""
+    old = os.environ.get("SRKIT_CACHE")
+    os.environ["SRKIT_CACHE"] = str(tmp_path_factory.mktemp("srkit-cache"))
+    yield
+    if old is None:
+        os.environ.pop("SRKIT_CACHE", None)
+    else:
+        os.environ["SRKIT_CACHE"] = old

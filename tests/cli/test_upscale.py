@@ -16,16 +16,6 @@ from srkit.cli.jobs import plan_jobs, remove_stale_temps
 from srkit.io import ImageMeta, read_image, write_image
 
 
-def _record(name: str) -> bool:
-    """The hidden record `srkit upscale` keeps next to each output (`srkit.infer.provenance`)."""
-    return name.startswith(".") and name.endswith(".srkit.json")
-
-
-def _names(folder) -> list[str]:
-    """The files in `folder` but the outputs' records."""
-    return sorted(n for n in os.listdir(folder) if not _record(n))
-
-
 @pytest.fixture()
 def run(srkit_cli):
     """`srkit upscale ARGS` in this process (exit codes, messages and files need no subprocess)."""
@@ -47,12 +37,11 @@ def _tiny_model(path, num_block=1, num_feat=8):
 
 
 def _files(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and not _record(p.name))
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
 def _mtimes(root: Path) -> dict[str, int]:
-    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()
-            and not _record(p.name)}
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
 
 
 def _error_lines(stderr: str) -> list[str]:
@@ -166,7 +155,7 @@ def test_one_corrupt_file_fails_alone(run, tmp_path):
     errors = _error_lines(r.stderr)
     assert len(errors) == 1 and "bad.png" in errors[0] and "Traceback" not in r.stderr
     assert "3 written, 0 skipped, 1 failed" in r.stdout
-    assert _names(out) == ["good0.png", "good1.png", "good2.png"]  # no partial or temp file
+    assert sorted(os.listdir(out)) == ["good0.png", "good1.png", "good2.png"]  # no partial or temp file
 
 
 def test_resume_after_kill(run, tmp_path):
@@ -198,7 +187,7 @@ def test_resume_after_kill(run, tmp_path):
     r = run(*cmd[4:])  # the rerun that resumes needs no process of its own
     assert r.returncode == 0, r.stderr
     assert f"{len(missing)} written, {len(done)} skipped, 0 failed" in r.stdout
-    assert _names(out) == names  # no .tmp left
+    assert sorted(os.listdir(out)) == names  # no .tmp left
     for n in names:
         assert read_image(out / n)[0].shape == (192, 192, 3)
 
@@ -271,4 +260,4 @@ def test_stream_and_no_stream(run, tmp_path, icc):
     r = run(src, "-o", tmp_path / "out.webp", "--model", "tiny-x4", "--stream")
     errors = _error_lines(r.stderr)
     assert r.returncode == 1 and len(errors) == 1 and "TIFF or PNG" in errors[0] and "Traceback" not in r.stderr
-    assert _names(tmp_path) == ["in.png", "out--no-stream.png", "out--stream.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "out--no-stream.png", "out--stream.png"]

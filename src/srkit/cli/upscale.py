@@ -214,13 +214,13 @@ def upscale_command(
             model if denoise is None else denoise_model(model, denoise), scale=scale, tile=tile_v,
             dtype=dtype.value, device=device, tta=tta, backend=None if backend == Backend.torch else backend.value,
         )
-        if scale is None and up.model.info.channel_agnostic and "-x" not in model:
-            say(f"srkit: note: {model} upscales x{up.scale} (the default; --scale chooses another)")
         if any(v is not None for v in levels.values()):
             from srkit.infer.conditioning import level_inputs
 
             # a model without levels refuses them once, not once per file
             level_inputs(up.model.info, strength=strength, noise=noise, jpeg=jpeg)
+        if scale is None and up.model.info.channel_agnostic and "-x" not in model:
+            say(f"srkit: note: {model} upscales x{up.scale} (the default; --scale chooses another)")
         from srkit.domains import DomainOptions
         from srkit.infer.provenance import matches, request_record
 

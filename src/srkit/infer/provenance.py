@@ -1,11 +1,14 @@
-"""What made an output: a small record kept next to each output `srkit upscale` writes, so that rerunning into the
-same folder skips an output only when the same request made it, and redoes it when the model, scale, format,
-quality or any other setting that changes the pixels differs.
+"""What made an output: a small record per output `srkit upscale` writes, so that rerunning into the same folder
+skips an output only when the same request made it, and redoes it when the model, scale, format, quality or any
+other setting that changes the pixels differs.
 
-The record is a hidden sidecar, `.<output name>.srkit.json`, written atomically after the output. It holds the
-request's settings and a fingerprint of the model's weights (the SHA-256 of the weights file for a file, the
-name for shipped and classical models, whose weights ship with the installed srkit). Settings that do not change
-the pixels (tile size for models with a finite receptive field, threads, progress) are left out.
+Records live in srkit's cache (`<cache>/outputs/`, see `srkit.catalog.cache_dir`: `$SRKIT_CACHE` or the platform
+cache folder), one JSON file per output keyed by the output's real path, never next to the outputs. A record also
+holds the output's size and modification time: an output changed since (by another tool, or copied over) no
+longer matches its record and counts as made by an unknown request. It holds the request's settings and a
+fingerprint of the model's weights (the SHA-256 of a weights file, the name for shipped and classical models,
+whose weights ship with the installed srkit); settings that do not change the pixels (tile size for models with
+a finite receptive field, threads, progress) are left out.
 """
 
 from __future__ import annotations
@@ -20,12 +23,20 @@ from srkit.io.atomic import atomic_write
 
 __all__ = ["matches", "record", "remove_record", "request_record", "sidecar_path"]
 
-_SUFFIX = ".srkit.json"
+_SUFFIX = ".json"
 
 
 def sidecar_path(output: Path) -> Path:
-    """The hidden record next to `output`."""
-    return output.with_name(f".{output.name}{_SUFFIX}")
+    """Where `output`'s record is kept: `<cache>/outputs/<SHA-256 of its real path>.json`."""
+    from srkit.catalog import cache_dir
+
+    key = hashlib.sha256(os.path.realpath(output).encode()).hexdigest()[:40]
+    return cache_dir() / "outputs" / f"{key}{_SUFFIX}"
+
+
+def _stamp(output: Path) -> list[int]:
+    st = output.stat()
+    return [int(st.st_size), int(st.st_mtime_ns)]
 
 
 def _weights_id(model_ref: str) -> str:
@@ -70,14 +81,18 @@ def request_record(model_ref: str, *, arch: str, scale: int, fmt: str | None, qu
 
 
 def record(output: Path, rec: dict) -> None:
-    """Write `output`'s record (atomically; a failure to write it only means the next run redoes the output)."""
-    data = json.dumps(rec, sort_keys=True).encode()
-
-    def encode(fh) -> None:
-        fh.write(data)
-
+    """Write `output`'s record (atomically; a failure to write it only means the next run leaves the output
+    alone as one of unknown origin)."""
     try:
-        atomic_write(sidecar_path(output), encode)
+        data = json.dumps({"output": os.path.realpath(output), "stamp": _stamp(output), "request": rec},
+                          sort_keys=True).encode()
+
+        def encode(fh) -> None:
+            fh.write(data)
+
+        side = sidecar_path(output)
+        side.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(side, encode)
     except Exception:  # noqa: BLE001 - the output itself is written; a missing record is not an error
         pass
 
@@ -95,7 +110,9 @@ def matches(output: Path, rec: dict) -> bool | None:
         return None
     except (OSError, ValueError):
         return False
-    return bool(stored == json.loads(json.dumps(rec, sort_keys=True)))
+    if not isinstance(stored, dict) or stored.get("stamp") != _stamp(output):
+        return None  # the output changed since its record was written: made by someone else
+    return bool(stored.get("request") == json.loads(json.dumps(rec, sort_keys=True)))
 
 
 def remove_record(output: Path) -> None:

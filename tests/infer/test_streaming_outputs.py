@@ -213,8 +213,9 @@ _RSS_CHILD = textwrap.dedent("""
 
 def test_streaming_peak_memory_is_bounded(tmp_path):
     """2000 x 2000 -> 8000 x 8000 PNG with tiny-x4, forced streaming, in a fresh process. Measured: the streamed
-    run peaks at 0.76-0.81 GB RSS (0.66 GB of it is Python, torch and the model), the whole-image path
-    (stream=False) at 3.1-3.6 GB."""
+    run peaks at 0.75-0.81 GB RSS alone (0.66 GB of it is Python, torch and the model) and once at 1.57 GB inside a
+    loaded `pytest -n 2` run (libvips buffers more while its PNG writer is starved of CPU); the whole-image path
+    (stream=False) at 3.1-3.6 GB. The bound sits between the two."""
     rng = np.random.default_rng(0)
     small = Image.fromarray((rng.random((250, 250, 3)) * 255).astype(np.uint8))
     src = tmp_path / "big.png"
@@ -223,7 +224,7 @@ def test_streaming_peak_memory_is_bounded(tmp_path):
                        capture_output=True, text=True, timeout=300, env=subprocess_env())
     assert r.returncode == 0, r.stderr[-2000:]
     peak_mb = int(r.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
-    assert peak_mb < 1500, f"streamed upscale peaked at {peak_mb:.0f} MB"
+    assert peak_mb < 2200, f"streamed upscale peaked at {peak_mb:.0f} MB"
     with Image.open(tmp_path / "out.png") as im:  # header only: 64 Mpx
         assert im.size == (8000, 8000) and im.mode == "RGB"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.png", "out.png"]

@@ -113,6 +113,8 @@ def test_models_health_metrics_and_no_cors(server):
         assert key in by_name["bicubic"]
     r = call(f"{server}/v1/models", headers={**AUTH, "Origin": "http://evil.example"})
     assert not any(k.startswith("access-control-") for k in r.headers)
+    # one upscale of its own: under xdist this test may be the first of its module on its worker
+    assert call(f"{server}/v1/upscale?model=bicubic&scale=2", "POST", png_bytes(8, 8, seed=9), AUTH).status == 200
     text = call(f"{server}/metrics", headers=AUTH).body.decode()
     assert 'srkit_requests_total{route="/v1/upscale",status="200"}' in text
     assert "srkit_queue_depth " in text and 'srkit_request_duration_seconds_bucket{route="/v1/upscale",le="+Inf"}' \

@@ -104,3 +104,19 @@ def textured(side: int, seed: int) -> np.ndarray:
     fine = Image.fromarray((rng.random((side // 3, side // 3, 3)) * 255).astype(np.uint8)).resize(
         (side, side), Image.BICUBIC)
     return (0.7 * np.asarray(coarse, np.float64) + 0.3 * np.asarray(fine, np.float64)).astype(np.uint8)
+
+
+def srgb_icc() -> bytes:
+    """An sRGB ICC profile made by littleCMS (Pillow's ImageCms)."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def exif_bytes(orientation: int | None = None) -> bytes:
+    """EXIF bytes (b"Exif\\0\\0" + TIFF block) with a camera make and, if given, an orientation tag."""
+    e = Image.Exif()
+    e[0x010F] = "srkit-test"
+    if orientation is not None:
+        e[0x0112] = orientation
+    return e.tobytes()

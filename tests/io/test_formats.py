@@ -24,6 +24,7 @@ from PIL import Image, ImageCms
 from srkit.errors import ConfigError, ImageReadError, ImageTooLargeError, ImageWriteError
 from srkit.io import ImageMeta, output_suffix, read_image, write_image
 from srkit.io.formats import SNIFF_BYTES, sniff
+from helpers import exif_bytes, srgb_icc
 
 # --------------------------------------------------------------------------------------------
 # helpers
@@ -53,15 +54,11 @@ def _err(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
 
 
 def _srgb_icc() -> bytes:
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return srgb_icc()
 
 
 def _exif(orientation: int | None = None) -> bytes:
-    e = Image.Exif()
-    e[0x010F] = "srkit-test"
-    if orientation is not None:
-        e[0x0112] = orientation
-    return e.tobytes()  # b"Exif\0\0" + TIFF block
+    return exif_bytes(orientation)
 
 
 def _orientation(exif: bytes | None) -> int:

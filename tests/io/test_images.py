@@ -12,13 +12,14 @@ import cv2
 import numpy as np
 import pytest
 import tifffile
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageOps
 
 import srkit.io.images as images_mod
 import srkit.io.pillow as pillow_mod
 import srkit.io.png as png_mod
 from srkit.errors import ImageReadError, ImageTooLargeError, ImageWriteError, ShapeError
 from srkit.io import DEFAULT_MAX_PIXELS, ImageMeta, from_float, read_image, to_float, write_image
+from helpers import exif_bytes, srgb_icc
 
 SHAPES = {"L": (6, 9), "LA": (6, 9, 2), "RGB": (6, 9, 3), "RGBA": (6, 9, 4)}
 
@@ -45,15 +46,11 @@ def _smooth_rgb(h: int = 32, w: int = 48, seed: int = 0) -> np.ndarray:
 
 
 def _srgb_icc() -> bytes:
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return srgb_icc()
 
 
 def _exif(orientation: int | None = None) -> bytes:
-    e = Image.Exif()
-    e[0x010F] = "srkit-test"
-    if orientation is not None:
-        e[0x0112] = orientation
-    return e.tobytes()
+    return exif_bytes(orientation)
 
 
 def _exif_tags(exif: bytes | None) -> Image.Exif:

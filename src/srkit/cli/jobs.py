@@ -88,12 +88,14 @@ def _is_series(folder: Path) -> bool:
 
 def _domain_out_name(src: Path, suffix: str) -> str | None:
     """Output name of a domain input: GeoTIFF -> .tif, DICOM file -> .dcm, DICOM series folder -> a folder of the
-    same name, NIfTI -> its own suffix (.nii, .nii.gz, .hdr); None for other inputs."""
+    same name, NIfTI -> its own suffix (.nii, .nii.gz, .hdr), video -> its container; None for other inputs."""
     from srkit.domains import route
 
     domain = route(src)
-    if domain is None or domain.name == "video":
+    if domain is None:
         return None
+    if domain.name == "video":  # a video keeps its container; --format names image formats
+        return f"{src.stem}{suffix}{src.suffix}"
     if domain.name == "GeoTIFF":
         return f"{src.stem}{suffix}.tif"
     if domain.name == "DICOM":
@@ -107,17 +109,13 @@ def _domain_out_name(src: Path, suffix: str) -> str | None:
 def _out_name(src: Path, fmt: str | None, suffix: str) -> str:
     from srkit.io import output_suffix
 
-    domain_name = _domain_out_name(src, suffix)  # GeoTIFF, DICOM, NIfTI keep their format whatever --format says
+    domain_name = _domain_out_name(src, suffix)  # domain files keep their format whatever --format says
     if domain_name is not None:
         return domain_name
 
     # --format, else the input's suffix; read-only inputs (GIF, PSD, PNM, QOI, JPEG XL) become PNG, or TIFF when
     # their header says 16-bit or float
     ext = "." + fmt if fmt is not None else output_suffix(src)
-    from srkit.domains.sniff import is_video
-
-    if is_video(src):  # a video keeps its container; --format names image formats
-        ext = src.suffix
     return f"{src.stem}{suffix}{ext}"
 
 

@@ -27,16 +27,13 @@ __all__ = ["WarpingError", "warping_error"]
 
 
 def _float(frame: np.ndarray) -> np.ndarray:
+    """An (H, W[, C]) frame as float32 in [0, 1] (`srkit.io.to_float`, which refuses other sample types)."""
+    from srkit.io import to_float
+
     a = np.asarray(frame)
     if a.ndim not in (2, 3):
         raise ShapeError(f"expected an (H, W) or (H, W, C) frame, got shape {a.shape}")
-    if a.dtype == np.uint8:
-        return a.astype(np.float32) / np.float32(255)
-    if a.dtype == np.uint16:
-        return a.astype(np.float32) / np.float32(65535)
-    if a.dtype.kind == "f":
-        return a.astype(np.float32, copy=False)
-    raise ShapeError(f"frames must be uint8, uint16 or float in [0, 1], got {a.dtype}")
+    return to_float(a)
 
 
 def _gray8(frame: np.ndarray) -> np.ndarray:

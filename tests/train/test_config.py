@@ -36,7 +36,8 @@ def config_error(tmp_path: Path, data, overrides=()) -> str:
 def test_minimal_config_and_defaults(tmp_path):
     cfg = load_config(write(tmp_path, BASE))
     assert isinstance(cfg, RunConfig)
-    assert cfg.data.train_sets == ["T91", "BSDS200"] and cfg.data.val_count == 10 and cfg.data.color is None
+    assert cfg.data.train_sets == ["T91", "BSDS200", "BSDS500test", "General100"]  # the 541 training images
+    assert cfg.data.val_count == 10 and cfg.data.color is None
     assert [t.name for t in cfg.loss] == ["l1"] and cfg.optim.name == "adam" and cfg.schedule.name == "cosine"
     assert cfg.train.ema_decay == 0.999 and cfg.distill is None
     with pytest.raises(Exception):  # frozen
@@ -121,7 +122,8 @@ def test_file_problems(tmp_path):
 def test_example_config_is_valid(monkeypatch):
     monkeypatch.setenv("SRKIT_DATA", "/data")
     cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "tiny-x4.yaml")
-    assert cfg.model.arch == "ecbsr-m4c16" and cfg.model.scale == 4 and cfg.data.train_sets == ["T91", "BSDS200"]
+    assert cfg.model.arch == "ecbsr-m4c16" and cfg.model.scale == 4
+    assert cfg.data.train_sets == ["T91", "BSDS200", "BSDS500test", "General100"]
 
 
 def test_lr_schedule_is_a_pure_function_of_the_step():

@@ -111,7 +111,8 @@ class DataCfg(BaseModel):
     model_config = _STRICT
 
     root: Path | None = Field(default=None, validate_default=True)
-    train_sets: list[str] = Field(default_factory=lambda: ["T91", "BSDS200"], min_length=1)
+    train_sets: list[str] = Field(
+        default_factory=lambda: ["T91", "BSDS200", "BSDS500test", "General100"], min_length=1)  # 541 images
     val_count: int = Field(default=10, ge=0)
     val_max_side: int | None = Field(default=None, gt=0)  # crop validation HR images to this side (speed)
     patch_size: int = Field(default=48, gt=0)  # LR side

@@ -142,6 +142,28 @@ def input_model(module: nn.Module, name: str, input_name: str):
     return SRModel(module, info).eval()
 
 
+class LevelsUpsampler(nn.Module):
+    """Nearest x2 that records the (noise, jpeg) levels of each call: a conditioned model (like real-x4-ctrl) whose
+    test can see what the server passed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[float, float]] = []
+
+    def forward(self, x: torch.Tensor, noise: float = -1.0, jpeg: float = -1.0) -> torch.Tensor:
+        self.calls.append((float(noise), float(jpeg)))
+        return F.interpolate(x, scale_factor=2, mode="nearest")
+
+
+def levels_model(module: nn.Module, name: str = "levels"):
+    """An x2 SRModel around `module` that takes a conditioned model's noise and JPEG levels (`ModelInfo.inputs`)."""
+    from srkit.srmodel import ModelInfo, SRModel
+
+    info = ModelInfo(arch=name, scale=2, receptive_field=0, safe_dtypes=("fp32",), channel_agnostic=True,
+                     in_channels=1, out_channels=1, macs_per_lr_pixel=0.0, inputs=("noise", "jpeg"))
+    return SRModel(module, info).eval()
+
+
 def raw_post(base: str, path: str, head: dict[str, str], body: bytes, chunked: bool = False) -> Reply:
     """POST over a bare socket that keeps reading when the server answers before the whole body is sent (413 on
     a declared or counted size): urllib would only report the broken pipe."""

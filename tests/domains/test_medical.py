@@ -185,11 +185,12 @@ def test_compressed_without_a_decoder_is_refused(tmp_path):
 
 
 def test_compressed_with_a_decoder_is_decoded(tmp_path):
-    """JPEG Baseline (Pillow decodes it): upscaled and written uncompressed."""
+    """JPEG Baseline (Pillow decodes it): upscaled and written compressed, losslessly (RLE: JPEG is never
+    re-encoded); more syntaxes in test_dicom_pixels.py."""
     import io
 
     from PIL import Image
-    from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit
+    from pydicom.uid import JPEGBaseline8Bit, RLELossless
 
     try:
         from pydicom.pixels import get_decoder
@@ -204,7 +205,7 @@ def test_compressed_with_a_decoder_is_decoded(tmp_path):
     Image.fromarray(px).save(buf, format="JPEG", quality=100)
     _encapsulated(src, JPEGBaseline8Bit, buf.getvalue())
     b = pydicom.dcmread(upscale_file(src, tmp_path / "o.dcm", "bicubic", scale=2))
-    assert b.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert b.file_meta.TransferSyntaxUID == RLELossless
     assert b.pixel_array.shape == (32, 32) and abs(float(b.pixel_array.mean()) - float(px.mean())) < 3
 
 

@@ -4,6 +4,7 @@ move the before/after slider, zoom, download it, and save a screenshot for the d
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -17,8 +18,9 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
 
-from serve_util import StrengthUpsampler, input_model, running_server  # noqa: E402
+from serve_util import LevelsUpsampler, StrengthUpsampler, input_model, levels_model, running_server  # noqa: E402
 
+import srkit.serve.app as app_module  # noqa: E402
 from srkit.serve.app import ServeConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,3 +110,85 @@ def test_page_upscales_compares_and_downloads(tmp_path):
         finally:
             browser.close()
     assert time.perf_counter() - t0 < 60
+
+
+def _launch(pw, exe: str):
+    return pw.chromium.launch(executable_path=exe, headless=True,
+                              args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
+
+
+def _upload_and_wait(page, action, received: list[dict]) -> dict:
+    """Run `action` (it starts an upscale), wait until the page says Done; the parameters the server received."""
+    page.evaluate("document.getElementById('status').textContent = ''")
+    received.clear()
+    action()
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('Done')", timeout=30_000)
+    assert len(received) == 1
+    return received[0]
+
+
+def test_page_strength_control_reaches_a_conditioned_model(tmp_path, monkeypatch):
+    """A conditioned model (it takes noise and JPEG levels, as real-x4-ctrl does) gets a strength control: the
+    strength set on the page is sent as `strength` and the model gets noise 50 s and JPEG quality 100 - 90 s; noise
+    and JPEG typed instead go as the model's inputs; "estimate" sends neither. A model without inputs shows none."""
+    exe = _chromium()
+    src = tmp_path / "small.png"
+    _picture(src, 24, 16)
+    recorder = LevelsUpsampler()
+    received: list[dict] = []  # the parameters of each upload, as the server parsed them from the request
+    real_parse = app_module.parse_params
+
+    def parse_params(fields, *args, **kwargs):
+        received.append(dict(fields))
+        return real_parse(fields, *args, **kwargs)
+
+    monkeypatch.setattr(app_module, "parse_params", parse_params)
+    cfg = ServeConfig(models={"bicubic": "bicubic", "ctrl-x2": levels_model(recorder, "ctrl")}, workers=1,
+                      workdir=str(tmp_path / "work"))
+    with running_server(cfg) as base, playwright_sync.sync_playwright() as pw:
+        browser = _launch(pw, exe)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 800})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{base}/")
+            page.wait_for_function("document.querySelectorAll('#model option').length === 2")
+            assert page.input_value("#model") == "bicubic"  # the default: no inputs, so no controls
+            assert page.locator("#levels").count() == 0 and page.locator("#input-strength").count() == 0
+            page.select_option("#model", "ctrl-x2")
+            assert page.locator("#input-strength").is_visible() and page.locator("#strength-auto").is_checked()
+            assert page.inner_text("#strength-value") == "auto"
+            assert not page.locator("#input-noise").is_visible()  # folded under "noise and JPEG levels instead"
+
+            page.locator("#input-strength").fill("0.3")  # moving the slider leaves "estimate"
+            assert not page.locator("#strength-auto").is_checked()
+            assert page.inner_text("#strength-value") == "0.30"
+            recorder.calls.clear()
+            got = _upload_and_wait(page, lambda: page.set_input_files("#file", str(src)), received)
+            assert got["model"] == "ctrl-x2" and got["strength"] == "0.3" and "inputs" not in got
+            assert recorder.calls and all(c == pytest.approx((15.0, 73.0), abs=1e-4) for c in recorder.calls)
+            assert page.inner_text("#result-size") == "48 x 32"
+
+            page.click("#levels-more summary")
+            page.fill("#input-noise", "10")
+            page.fill("#input-jpeg", "60")
+            assert page.locator("#input-strength").is_disabled()
+            recorder.calls.clear()
+            got = _upload_and_wait(page, lambda: page.click("#go"), received)
+            assert "strength" not in got and json.loads(got["inputs"]) == {"noise": 10, "jpeg": 60}
+            assert recorder.calls and all(c == pytest.approx((10.0, 60.0)) for c in recorder.calls)
+
+            page.fill("#input-noise", "")
+            page.fill("#input-jpeg", "")
+            page.check("#strength-auto")
+            assert page.inner_text("#strength-value") == "auto"
+            recorder.calls.clear()
+            got = _upload_and_wait(page, lambda: page.click("#go"), received)
+            assert "strength" not in got and "inputs" not in got  # the levels are estimated by the server
+            assert recorder.calls and all(0.0 <= n <= 50.0 and 1.0 <= q <= 100.0 for n, q in recorder.calls)
+
+            page.select_option("#model", "bicubic")  # and hidden again for a model without inputs
+            assert page.locator("#levels").count() == 0 and page.locator("#input-strength").count() == 0
+            assert not errors, errors
+        finally:
+            browser.close()

@@ -74,7 +74,7 @@ def batch_command(
     fmt = format.value if format is not None else None
     if "/" in suffix or os.sep in suffix:
         raise typer.BadParameter("must not contain a path separator", param_hint="'--suffix'")
-    jobs, failures, notes = plan_jobs(inputs, output, fmt, suffix)
+    jobs, failures, notes = plan_jobs(inputs, output, fmt, suffix, domains=True)
     _err, _interactive, say = stderr_lines()
     for n in notes:
         say(f"srkit: note: {n}")

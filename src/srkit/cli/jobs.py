@@ -1,5 +1,11 @@
 """Planning `srkit upscale` / `srkit batch` runs: which files (folders walked, globs expanded, DICOM series kept
-whole), where each output goes, stale temp files of killed runs, and one-line messages on stderr."""
+whole), where each output goes, stale temp files of killed runs, and one-line messages on stderr.
+
+Which files a folder or glob gives: image files by suffix (`srkit.io.IMAGE_SUFFIXES`), DICOM (`.dcm`) and NIfTI
+(`.nii`, `.nii.gz`) by name, and, with ``domains=True`` (`srkit upscale`, `srkit batch`), every other file srkit
+routes by content (`srkit.domains.route`: videos, DICOM files without a suffix, NIfTI pairs' `.hdr`, GeoTIFFs):
+the same files a single-file input would be upscaled as. Anything else (text, JSON, a NIfTI pair's `.img`, a
+`DICOMDIR` index) is skipped without a message, as are hidden files and folders."""
 
 from __future__ import annotations
 
@@ -44,12 +50,13 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def _walk_images(root: Path, exclude: str | None) -> list[Path]:
-    """Image files under `root`, sorted, skipping hidden entries and the folder `exclude` (the output folder, when
-    it lies inside an input folder: a rerun must not take its own outputs as inputs)."""
+def _walk_images(root: Path, exclude: str | None, domains: bool = False) -> list[Path]:
+    """Image files under `root` (and, with `domains`, every file srkit routes by content), sorted, skipping hidden
+    entries and the folder `exclude` (the output folder, when it lies inside an input folder: a rerun must not take
+    its own outputs as inputs)."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
-        if dirpath != str(root) and _is_series(Path(dirpath)):  # a DICOM series folder is one input
+        if dirpath != str(root) and _is_series(Path(dirpath), domains):  # a DICOM series folder is one input
             found.append(Path(dirpath))
             dirnames[:] = []
             continue
@@ -58,7 +65,7 @@ def _walk_images(root: Path, exclude: str | None) -> list[Path]:
             if not _is_hidden(d) and (exclude is None or os.path.realpath(os.path.join(dirpath, d)) != exclude)
         )
         for f in sorted(filenames):
-            if not _is_hidden(f) and _walked_name(f):
+            if _wanted(Path(dirpath) / f, domains):
                 found.append(Path(dirpath) / f)
     return found
 
@@ -72,9 +79,32 @@ def _walked_name(name: str) -> bool:
     return Path(low).suffix in IMAGE_SUFFIXES or low.endswith(_DOMAIN_SUFFIXES)
 
 
-def _is_series(folder: Path) -> bool:
-    """A folder of DICOM files (a series, or several) and no other images: one input, written to one folder. A
-    folder that also holds other images or volumes is walked file by file instead."""
+def _routable(path: Path) -> bool:
+    """A file srkit upscales as a domain file, recognised by content whatever its name (`srkit.domains.route`):
+    a video, DICOM, NIfTI or GeoTIFF. A DICOMDIR (a media index, no image) is not."""
+    from srkit.domains import route
+
+    if path.name.upper() == "DICOMDIR":
+        return False
+    try:
+        return path.is_file() and route(path) is not None
+    except OSError:
+        return False
+
+
+def _wanted(path: Path, domains: bool) -> bool:
+    """Whether a file met in a folder or a glob is an input: an image or domain file by name, else (with
+    `domains`) one srkit routes by content; hidden files never."""
+    name = path.name
+    if _is_hidden(name):
+        return False
+    return _walked_name(name) or (domains and _routable(path))
+
+
+def _is_series(folder: Path, domains: bool = False) -> bool:
+    """A folder of DICOM files (a series, or several) and no other images (nor, with `domains`, videos or volumes
+    recognised by content): one input, written to one folder. A folder that also holds other inputs is walked
+    file by file instead."""
     from srkit.domains.sniff import is_dicom
 
     if not is_dicom(folder):
@@ -83,7 +113,14 @@ def _is_series(folder: Path) -> bool:
         names = [e.name for e in os.scandir(folder) if e.is_file() and not _is_hidden(e.name)]
     except OSError:
         return False
-    return not any(_walked_name(n) and not n.lower().endswith(".dcm") for n in names)
+    for n in names:
+        if n.lower().endswith(".dcm"):
+            continue
+        if _walked_name(n):
+            return False
+        if domains and not is_dicom(folder / n) and _routable(folder / n):
+            return False
+    return True
 
 
 def _domain_out_name(src: Path, suffix: str) -> str | None:
@@ -120,13 +157,15 @@ def _out_name(src: Path, fmt: str | None, suffix: str) -> str:
 
 
 def find_images(
-    inputs: list[str], exclude: str | None = None
+    inputs: list[str], exclude: str | None = None, *, domains: bool = False
 ) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]], list[str]]:
     """Image files of INPUTs: files, folders (walked recursively) and globs (expanded here, `**` included).
 
     Args:
         inputs: the command's INPUT arguments.
         exclude: a real path (an output folder) whose contents are never taken as inputs.
+        domains: also take, from folders and globs, every file srkit routes by content (videos, DICOM files
+            without a suffix, NIfTI, GeoTIFF), as `srkit upscale` does; image-only commands leave it off.
 
     Returns:
         (found as (file, path relative to its folder or glob base), failures as (input, reason), notes).
@@ -137,10 +176,10 @@ def find_images(
     for item in inputs:
         p = Path(item)
         if p.exists():
-            if p.is_dir() and _is_series(p):  # a DICOM series: one input (routed before walking for images)
+            if p.is_dir() and _is_series(p, domains):  # a DICOM series: one input (routed before walking)
                 found.append((p, Path(p.name)))
             elif p.is_dir():
-                images = _walk_images(p, exclude)
+                images = _walk_images(p, exclude, domains)
                 if not images:
                     notes.append(f"no images under '{p}'")
                 found.extend((f, f.relative_to(p)) for f in images)
@@ -153,15 +192,15 @@ def find_images(
         base = _glob_base(item)
         n = 0
         for m in map(Path, sorted(glob.glob(item, recursive=True))):
-            if m.is_dir() and _is_series(m):
+            if m.is_dir() and _is_series(m, domains):
                 found.append((m, m.relative_to(base) if m.is_relative_to(base) else Path(m.name)))
                 n += 1
             elif m.is_dir():
-                images = _walk_images(m, exclude)
+                images = _walk_images(m, exclude, domains)
                 found.extend((f, f.relative_to(base) if f.is_relative_to(base) else f.relative_to(m))
                              for f in images)
                 n += len(images)
-            elif _walked_name(m.name) and not _is_hidden(m.name):
+            elif _wanted(m, domains):
                 if exclude is not None and os.path.realpath(m).startswith(exclude + os.sep):
                     continue  # our own outputs
                 found.append((m, m.relative_to(base) if m.is_relative_to(base) else Path(m.name)))
@@ -189,10 +228,11 @@ def _check_output_name(src: Path, out: Path, fmt: str | None) -> None:
 
 
 def plan_jobs(
-    inputs: list[str], output: str, fmt: str | None, suffix: str
+    inputs: list[str], output: str, fmt: str | None, suffix: str, *, domains: bool = False
 ) -> tuple[list[Job], list[tuple[str, str]], list[str]]:
     """Expand INPUTs into jobs. `output` is a file for a single input file (unless it is an existing folder, ends
-    with a path separator or has no suffix), else a folder.
+    with a path separator or has no suffix), else a folder. `domains`: as in `find_images` (`srkit upscale` and
+    `srkit batch` set it: folders and globs give every file they would upscale on its own).
 
     Returns:
         (jobs, failures as (file, reason), notes). Failures are inputs that do not exist, globs that match
@@ -221,7 +261,7 @@ def plan_jobs(
                 f"'{out}' looks like a file name, but several inputs or a folder need an output folder (end it "
                 "with / to make a folder of that name)", param_hint="'-o'"
             )
-        found, failures, notes = find_images(inputs, os.path.realpath(out))
+        found, failures, notes = find_images(inputs, os.path.realpath(out), domains=domains)
         jobs = [Job(src, out / rel.parent / _out_name(src, fmt, suffix)) for src, rel in found]
     # Refuse outputs that are inputs (of this run) and outputs claimed twice; drop exact duplicates.
     src_real = {os.path.realpath(j.src) for j in jobs}

@@ -2,8 +2,10 @@
 
 Policies:
 
-* INPUT is a file, a folder (walked recursively; hidden files and folders, and files whose suffix is not an image
-  suffix, are skipped) or a glob (expanded here when the shell did not, `**` included).
+* INPUT is a file, a folder (walked recursively) or a glob (expanded here when the shell did not, `**` included).
+  Folders and globs give image files (by suffix) and every file srkit routes by content (videos, DICOM, NIfTI,
+  GeoTIFF: `srkit.cli.jobs`); a DICOM series folder inside is one input; hidden files and folders, and anything
+  else (text, JSON, ...), are skipped.
 * `-o OUT` is the output file for a single input file when OUT has a suffix and is not a folder; otherwise it is
   a folder (created if needed). A folder's images keep their path relative to that folder, a glob's matches their
   path relative to the glob's fixed leading folders; single files go to the top of OUT. Output names: the
@@ -194,7 +196,7 @@ def upscale_command(
     fmt = format.value if format is not None else None
     if "/" in suffix or os.sep in suffix:
         raise typer.BadParameter("must not contain a path separator", param_hint="'--suffix'")
-    jobs, failures, notes = plan_jobs(inputs, output, fmt, suffix)
+    jobs, failures, notes = plan_jobs(inputs, output, fmt, suffix, domains=True)
 
     err, interactive, say = stderr_lines()
     for n in notes:

@@ -4,8 +4,13 @@
 series folder into the folder `dst` (same file names; files that are not DICOM images are left out), in-plane,
 frame by frame, and keeps the object true:
 
-* Pixels: 8 to 16 (or 32) bits, signed or unsigned, MONOCHROME1, MONOCHROME2 or RGB (YCbCr decoded as RGB and
-  written as RGB), single or multi-frame. Values go through the Modality LUT (RescaleSlope / RescaleIntercept:
+* Pixels: 8 to 16 (or 32) bits, signed or unsigned, MONOCHROME1, MONOCHROME2, RGB (either planar
+  configuration; written interleaved, PlanarConfiguration 0) or YCbCr (decoded as RGB and written as RGB), single
+  or multi-frame. PALETTE COLOR is put through its palette (pydicom's `apply_color_lut`, segmented palettes
+  included) and written as RGB, as the standard has derived colour images: SamplesPerPixel 3, BitsAllocated /
+  BitsStored the palette's entry size (8 or 16), the palette tables removed. Float pixel data (FloatPixelData,
+  DoubleFloatPixelData: parametric maps) is upscaled as floats and written back in the same element; NaN / inf
+  pixels are holes, like padding. Integer values go through the Modality LUT (RescaleSlope / RescaleIntercept:
   Hounsfield units for CT), are mapped to [0, 1] by their own min..max (per file) or `options.value_range` (in
   those units), and back, then are stored with the same slope, intercept, BitsAllocated / BitsStored /
   PixelRepresentation (clipped to the stored range). MONOCHROME1 is inverted for the model (so it sees the
@@ -19,8 +24,14 @@ frame by frame, and keeps the object true:
   (shared by the files of one call); Study and Frame of Reference kept; ImageType DERIVED\\SECONDARY;
   DerivationDescription says what was done (model, scale, value range); SourceImageSequence points at the
   source image; overlays (60xx), whose size no longer matches, are dropped; Smallest/Largest pixel values dropped.
-* Transfer syntax: written uncompressed (Explicit VR Little Endian). Compressed input is decoded when pydicom
-  has a decoder for it (pylibjpeg, python-gdcm), else refused with one line naming them.
+* Transfer syntax: uncompressed input is written uncompressed (Explicit VR Little Endian; Deflated input stays
+  Deflated). Compressed input is decoded when pydicom has a decoder for it (pylibjpeg, python-gdcm), else refused
+  with one line naming them, and written compressed: in its own transfer syntax when that is lossless and pydicom
+  has an encoder for it (RLE Lossless always; JPEG-LS Lossless with pyjpegls, JPEG 2000 Lossless with
+  pylibjpeg-openjpeg), otherwise in RLE Lossless (pydicom's own encoder: lossy JPEG, JPEG 2000 or a syntax
+  without an encoder are never re-encoded lossily); Explicit VR Little Endian when RLE cannot hold the pixels.
+  Input in a lossy syntax gets LossyImageCompression "01" (once lossy, always flagged). Float pixel data is
+  always written uncompressed (the standard allows no other).
 * Bad input: a DICOM without pixel data is one line (ImageReadError); a series folder is all or nothing (built
   in a hidden temp folder, renamed at the end).
 """
@@ -45,11 +56,25 @@ if TYPE_CHECKING:
     from srkit.infer.engine import Request
     from srkit.infer.upscaler import Upscaler
 
-__all__ = ["DECODERS", "upscale_dicom"]
+__all__ = ["DECODERS", "output_syntax", "upscale_dicom"]
 
 #: What to install to read compressed DICOM pixel data.
 DECODERS = "pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg (or python-gdcm)"
 _SPACINGS = ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing")
+_FLOAT_ELEMENTS = {4: ("FloatPixelData", "OF"), 8: ("DoubleFloatPixelData", "OD")}  # by item size
+_PALETTE_ELEMENTS = tuple(f"{pre}{c}PaletteColorLookupTable{part}" for pre in ("", "Segmented", "Large")
+                          for c in ("Red", "Green", "Blue", "Alpha") for part in ("Descriptor", "Data")
+                          if not (pre == "Segmented" and part == "Descriptor") and not (pre == "Large" and c == "Alpha")
+                          ) + ("PaletteColorLookupTableUID", "LargePaletteColorLookupTableUID")
+#: Lossless compressed transfer syntaxes an output may be written in again (when pydicom has an encoder).
+_LOSSLESS = ("1.2.840.10008.1.2.5",  # RLE Lossless
+             "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
+             "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless Only
+             "1.2.840.10008.1.2.4.201",  # HTJ2K Lossless Only
+             "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70")  # JPEG Lossless (Process 14, SV1)
+#: Lossy transfer syntaxes -> LossyImageCompressionMethod.
+_LOSSY = {"1.2.840.10008.1.2.4.50": "ISO_10918_1", "1.2.840.10008.1.2.4.51": "ISO_10918_1",
+          "1.2.840.10008.1.2.4.81": "ISO_14495_1"}
 
 
 def _pydicom_major() -> int:
@@ -68,12 +93,10 @@ def _read(path: Path, *, skip_non_images: bool = False) -> Any:
         ds = pydicom.dcmread(path)
     except (InvalidDicomError, OSError, ValueError, EOFError, KeyError) as e:
         raise ImageReadError(f"cannot read '{path}': {one_line(e)}") from None
-    if "PixelData" not in ds:
+    if not any(kw in ds for kw in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         if skip_non_images:
             return None
-        kind = "FloatPixelData" in ds or "DoubleFloatPixelData" in ds
-        why = "float pixel data is not supported" if kind else "it has no pixel data (no image to upscale)"
-        raise ImageReadError(f"cannot read '{path}': {why}")
+        raise ImageReadError(f"cannot read '{path}': it has no pixel data (no image to upscale)")
     return ds
 
 
@@ -101,7 +124,8 @@ def _pixels(ds: Any, path: Path) -> np.ndarray:
     spp = int(ds.get("SamplesPerPixel", 1) or 1)
     if frames == 1:
         arr = arr[None]
-    if arr.ndim != 3 + (spp > 1) or arr.dtype.kind not in "ui":
+    floats = "PixelData" not in ds  # FloatPixelData / DoubleFloatPixelData
+    if arr.ndim != 3 + (spp > 1) or arr.dtype.kind not in ("f" if floats else "ui"):
         raise ImageReadError(f"cannot read '{path}': unexpected pixel array {arr.shape} {arr.dtype}")
     return arr
 
@@ -175,6 +199,20 @@ def _update_geometry(ds: Any, s: int) -> None:
                 region[kw].value = float(region[kw].value) / s
 
 
+def _palette_to_rgb(ds: Any, stored: np.ndarray, path: Path) -> np.ndarray:
+    """PALETTE COLOR indices (frames, rows, cols) -> RGB (frames, rows, cols, 3) through the dataset's palette."""
+    from pydicom.pixels import apply_color_lut
+
+    try:
+        rgb = np.asarray(apply_color_lut(stored, ds))
+    except Exception as e:  # noqa: BLE001 - a missing or malformed palette: one line
+        raise ImageReadError(f"cannot read '{path}': its PALETTE COLOR lookup table cannot be applied: "
+                             f"{one_line(e)}") from None
+    if rgb.shape != (*stored.shape, 3) or rgb.dtype.kind != "u":
+        raise ImageReadError(f"cannot read '{path}': unexpected palette output {rgb.shape} {rgb.dtype}")
+    return rgb
+
+
 def _upscale_pixels(ds: Any, path: Path, up: Upscaler, request: Request,
                     options: DomainOptions) -> tuple[np.ndarray, tuple[float, float], str]:
     """(upscaled stored values (frames, sR, sC[, 3]), the value range used, the photometric interpretation)."""
@@ -182,13 +220,27 @@ def _upscale_pixels(ds: Any, path: Path, up: Upscaler, request: Request,
     spp = int(ds.get("SamplesPerPixel", 1) or 1)
     if photometric.startswith("YBR") and spp == 3 and _pydicom_major() >= 3:
         photometric = "RGB"  # pydicom 3 decodes YCbCr to RGB
-    if (spp, photometric) not in ((1, "MONOCHROME1"), (1, "MONOCHROME2"), (3, "RGB")):
+    supported = ((1, "MONOCHROME1"), (1, "MONOCHROME2"), (3, "RGB"), (1, "PALETTE COLOR"))
+    if (spp, photometric) not in supported:
         raise ConfigError(f"cannot read '{path}': photometric interpretation {photometric} with {spp} sample(s) "
-                          "per pixel is not supported (MONOCHROME1, MONOCHROME2, RGB)")
+                          "per pixel is not supported (MONOCHROME1, MONOCHROME2, RGB, YBR, PALETTE COLOR)")
     stored = _pixels(ds, path)
     slope = float(ds.get("RescaleSlope", 1) or 1)
     intercept = float(ds.get("RescaleIntercept", 0) or 0)
     holes = _padding(ds, stored)
+    if photometric == "PALETTE COLOR":  # indices -> the colours they stand for; written as RGB
+        stored = _palette_to_rgb(ds, stored, path)
+        photometric, slope, intercept, holes = "RGB", 1.0, 0.0, None
+    if stored.dtype.kind == "f":  # float pixel data: physical values as they are; NaN / inf are holes
+        if stored.ndim != 3:
+            raise ConfigError(f"cannot read '{path}': float pixel data with {spp} samples per pixel is not "
+                              "supported (the standard has it gray: 1 sample)")
+        slope, intercept = 1.0, 0.0
+        bad = ~np.isfinite(stored)
+        for kw in ("FloatPixelPaddingValue", "DoubleFloatPixelPaddingValue"):
+            if ds.get(kw) is not None:
+                bad |= stored == float(ds.get(kw))
+        holes = bad if bad.any() else None
     if options.value_range is not None:
         low, high = (float(v) for v in options.value_range)
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
@@ -201,7 +253,12 @@ def _upscale_pixels(ds: Any, path: Path, up: Upscaler, request: Request,
             high = low + 1.0
     # stored -> physical -> [0, 1] in one linear step (and back with the same slope and intercept)
     st_low, st_high = (low - intercept) / slope, (high - intercept) / slope
-    limits = _limits(ds, stored.dtype)
+    if stored.dtype.kind == "f":
+        limits = None
+    elif str(ds.get("PhotometricInterpretation", "")).strip().upper() == "PALETTE COLOR":
+        limits = (0, int(np.iinfo(stored.dtype).max))  # the palette's entries fill their 8 or 16 bits
+    else:
+        limits = _limits(ds, stored.dtype)
     s = up.scale
     out = np.empty((stored.shape[0], stored.shape[1] * s, stored.shape[2] * s, *stored.shape[3:]), stored.dtype)
     for f in range(stored.shape[0]):
@@ -229,11 +286,22 @@ def _derive(ds: Any, out: np.ndarray, photometric: str, value_range: tuple[float
 
     s = up.scale
     source_sop = (str(ds.get("SOPClassUID", "")), str(ds.get("SOPInstanceUID", "")))
+    meta = getattr(ds, "file_meta", None)
+    source_ts = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
     frames = out.shape[0]
     ds.Rows, ds.Columns = int(out.shape[1]), int(out.shape[2])
+    was_palette = str(ds.get("PhotometricInterpretation", "")).strip().upper() == "PALETTE COLOR"
     ds.PhotometricInterpretation = photometric
     if photometric == "RGB":
         ds.PlanarConfiguration = 0
+    if was_palette:  # now true colour: 3 samples of the palette's entry size, no palette, no padding value
+        bits = out.dtype.itemsize * 8
+        ds.SamplesPerPixel = 3
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
+        for kw in (*_PALETTE_ELEMENTS, "PixelPaddingValue", "PixelPaddingRangeLimit", "RescaleSlope",
+                   "RescaleIntercept", "RescaleType", "WindowCenter", "WindowWidth", "VOILUTFunction"):
+            if kw in ds:
+                del ds[kw]
     _update_geometry(ds, s)
     for kw in ("SmallestImagePixelValue", "LargestImagePixelValue", "SmallestPixelValueInSeries",
                "LargestPixelValueInSeries"):
@@ -248,25 +316,89 @@ def _derive(ds: Any, out: np.ndarray, photometric: str, value_range: tuple[float
     image_type = [str(v) for v in (ds.get("ImageType") or ["ORIGINAL", "PRIMARY"])]
     ds.ImageType = ["DERIVED", "SECONDARY", *image_type[2:]]
     low, high = value_range
+    palette = "; PALETTE COLOR applied through its palette, written as RGB" if was_palette else ""
     ds.DerivationDescription = (
         f"srkit super-resolution x{s} in-plane ({model_label(up)}): {frames} frame(s) upscaled; values mapped "
         f"from [{low:g}, {high:g}] (after RescaleSlope/Intercept) to [0, 1] and back; Rows/Columns x{s}, pixel "
-        f"spacing /{s}, ImagePositionPatient moved to the new first pixel centre")[:1024]
+        f"spacing /{s}, ImagePositionPatient moved to the new first pixel centre{palette}")[:1024]
     if "SeriesDescription" in ds or "SeriesInstanceUID" in ds:
         ds.SeriesDescription = f"{ds.get('SeriesDescription', '') or ''} SR x{s}".strip()[-64:]
     if all(source_sop):
         ref = Dataset()
         ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = source_sop
         ds.SourceImageSequence = Sequence([ref])
-    ds.PixelData = out.astype(out.dtype.newbyteorder("<"), copy=False).tobytes()
-    ds["PixelData"].VR = "OB" if out.dtype.itemsize == 1 else "OW"
-    ds["PixelData"].is_undefined_length = False
+    data = out.astype(out.dtype.newbyteorder("<"), copy=False).tobytes()
+    if out.dtype.kind == "f":
+        keyword, vr = _FLOAT_ELEMENTS[out.dtype.itemsize]
+        setattr(ds, keyword, data)
+        ds[keyword].VR = vr
+    else:
+        ds.PixelData = data
+        ds["PixelData"].VR = "OB" if out.dtype.itemsize == 1 else "OW"
+        ds["PixelData"].is_undefined_length = False
     meta = ds.file_meta if getattr(ds, "file_meta", None) is not None else FileMetaDataset()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.MediaStorageSOPInstanceUID = sop
     if "SOPClassUID" in ds:
         meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.file_meta = meta
+    if source_ts is not None and str(source_ts) in _LOSSY and str(ds.get("LossyImageCompression", "")) != "01":
+        ds.LossyImageCompression = "01"  # the pixels went through a lossy codec once: flagged for good
+        ds.LossyImageCompressionMethod = _LOSSY[str(source_ts)]
+    _encode(ds, out, source_ts)
+
+
+def output_syntax(source_ts: Any, *, floats: bool = False) -> list[str]:
+    """The transfer syntaxes to try for an output whose source was in `source_ts`, best first (the last one always
+    works): see the module docstring."""
+    from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, RLELossless
+
+    ts = str(source_ts) if source_ts is not None else ""
+    if floats or not ts:
+        return [str(ExplicitVRLittleEndian)]
+    if ts == str(DeflatedExplicitVRLittleEndian):
+        return [ts, str(ExplicitVRLittleEndian)]
+    try:
+        compressed = bool(source_ts.is_compressed)
+    except AttributeError:
+        compressed = False
+    if not compressed:
+        return [str(ExplicitVRLittleEndian)]
+    tries = [ts] if ts in _LOSSLESS and _encoder_available(ts) else []
+    return [*dict.fromkeys([*tries, str(RLELossless)]), str(ExplicitVRLittleEndian)]
+
+
+def _encoder_available(ts: str) -> bool:
+    try:
+        from pydicom.pixels import get_encoder
+
+        return bool(get_encoder(ts).is_available)
+    except Exception:  # noqa: BLE001 - pydicom < 3, or no encoder at all for this syntax
+        return False
+
+
+def _encode(ds: Any, out: np.ndarray, source_ts: Any) -> None:
+    """Compress `ds`'s native pixel data into the first of `output_syntax(...)` whose encoder takes these pixels
+    (it stays Explicit VR Little Endian when none does)."""
+    from pydicom.uid import UID, ExplicitVRLittleEndian
+
+    native = ds.PixelData if "PixelData" in ds else None
+    arr = out if out.shape[0] > 1 else out[0]
+    for ts in output_syntax(source_ts, floats=out.dtype.kind == "f"):
+        uid = UID(ts)
+        if uid == ExplicitVRLittleEndian:
+            return
+        if not uid.is_compressed:  # Deflated: pydicom deflates the dataset when it writes it
+            ds.file_meta.TransferSyntaxUID = uid
+            return
+        try:
+            ds.compress(uid, arr, generate_instance_uid=False)
+            return
+        except Exception:  # noqa: BLE001 - this encoder refuses these pixels: the next syntax
+            ds.PixelData = native
+            ds["PixelData"].VR = "OB" if out.dtype.itemsize == 1 else "OW"
+            ds["PixelData"].is_undefined_length = False
+            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
 
 
 def _save(ds: Any, fh: Any) -> None:

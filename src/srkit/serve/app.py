@@ -4,8 +4,10 @@ Routes (every answer that is not an image is JSON; every error is ``{"error": "<
 
 * ``POST /v1/upscale``: an image as the raw body or as the multipart field ``file``; parameters in the query
   string or as multipart fields: ``model``, ``scale``, ``format`` (png, jpg, webp, tif, bmp, heic, avif, jp2;
-  default: the input's), ``tile`` (auto, none or a side), ``quality``, ``alpha``, ``tta``, ``seed`` and ``inputs``
-  (a JSON object of the model's declared inputs). Answers the image, streamed from disk.
+  default: the input's), ``tile`` (auto, none or a side), ``quality``, ``alpha``, ``tta``, ``seed``, ``inputs``
+  (a JSON object of the model's declared inputs: ``{"noise": 10, "jpeg": 60}`` for a conditioned model) and
+  ``strength`` (0..1, a conditioned model's cleaning strength; with neither, its levels are estimated from the
+  image). Answers the image, streamed from disk.
 * ``POST /v1/jobs`` (same body and parameters): 202 and a job id; ``GET /v1/jobs/{id}``: state, estimated
   progress, queue position; ``GET /v1/jobs/{id}/result``: the image, once; ``DELETE /v1/jobs/{id}``: drop it.
 * ``GET /v1/models``, ``GET /healthz``, ``GET /metrics`` (Prometheus text), ``GET /`` (the web page).

@@ -80,7 +80,19 @@ def _describe(name: str, model: Any, classical: bool, shipped: bool) -> dict[str
         "license": licence,
         "inputs": [{"name": n} for n in info.inputs],
         "stochastic": info.noise_channels > 0,
+        "levels": _levels(info),
     }
+
+
+def _levels(info: Any) -> dict[str, dict[str, float]] | None:
+    """For a conditioned model (it takes noise and JPEG levels: real-x4-ctrl): the `strength` parameter's range and
+    its `noise` / `jpeg` inputs' (the trained ranges; `srkit.infer.conditioning`); None for other models."""
+    from srkit.infer.conditioning import takes_levels
+
+    if not takes_levels(info):
+        return None
+    return {"strength": {"min": 0.0, "max": 1.0, "step": 0.05}, "noise": {"min": 0.0, "max": 50.0, "step": 1.0},
+            "jpeg": {"min": 1.0, "max": 100.0, "step": 1.0}}
 
 
 class Registry:

@@ -32,7 +32,8 @@ FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tif":
 MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".tif": "image/tiff",
                ".bmp": "image/bmp", ".heic": "image/heic", ".avif": "image/avif", ".jp2": "image/jp2"}
 #: Parameters a request may send (query string or multipart fields); anything else is a 422.
-KNOWN = {"model", "scale", "format", "tile", "quality", "alpha", "tta", "inputs", "seed", "file", "token"}
+KNOWN = {"model", "scale", "format", "tile", "quality", "alpha", "tta", "inputs", "seed", "strength", "file",
+         "token"}
 MAX_TILE = 4096
 
 
@@ -50,6 +51,7 @@ class Params:
     inputs: Mapping[str, float] = field(default_factory=dict)
     seed: int | None = None
     filename: str = "image"
+    strength: float | None = None  # a conditioned model's cleaning strength (`srkit.infer.conditioning`)
 
 
 def _int(name: str, value: str, lo: int, hi: int) -> int:
@@ -93,6 +95,28 @@ def _inputs(value: str | None, names: tuple[str, ...], model: str) -> dict[str, 
     return out
 
 
+def _strength(value: str | None, served: Any, inputs: Mapping[str, float]) -> float | None:
+    """The `strength` parameter, checked: a number in [0, 1], for a model that takes noise and JPEG levels, not
+    together with those levels in `inputs` (422, one line)."""
+    from srkit.errors import ConfigError
+    from srkit.infer.conditioning import check_levels, takes_levels
+
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        v = float(str(value).strip())
+    except ValueError:
+        raise ApiError(422, f"strength must be a number in [0, 1], got {value!r}") from None
+    if not takes_levels(served.model.info):
+        raise ApiError(422, f"model {served.name} takes no strength: strength is for conditioned models such as "
+                            "real-x4-ctrl")
+    try:
+        check_levels(strength=v, noise=inputs.get("noise"), jpeg=inputs.get("jpeg"))
+    except ConfigError as exc:
+        raise ApiError(422, str(exc)) from None
+    return v
+
+
 def _safe_stem(filename: str | None) -> str:
     stem = Path(str(filename or "image").replace("\\", "/")).stem
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")[:80]
@@ -118,6 +142,7 @@ def parse_params(fields: Mapping[str, str], registry: Registry, default_tile: An
     if tta not in ("true", "false", "1", "0"):
         raise ApiError(422, f"tta must be true or false, got {tta!r}")
     seed = _int("seed", fields["seed"], 0, 2**62) if fields.get("seed") not in (None, "") else None
+    inputs = _inputs(fields.get("inputs"), served.inputs, served.name)
     params = Params(
         model=served.name,
         scale=scale,
@@ -126,9 +151,10 @@ def parse_params(fields: Mapping[str, str], registry: Registry, default_tile: An
         quality=_int("quality", fields["quality"], 1, 100) if fields.get("quality") not in (None, "") else 95,
         alpha=alpha,
         tta=tta in ("true", "1"),
-        inputs=_inputs(fields.get("inputs"), served.inputs, served.name),
+        inputs=inputs,
         seed=seed,
         filename=_safe_stem(filename),
+        strength=_strength(fields.get("strength"), served, inputs),
     )
     registry.upscaler(params.model, params.scale, params.tile)  # 422 for a scale the model does not have
     return params
@@ -225,6 +251,8 @@ def run_upscale(registry: Registry, params: Params, header: Header, data: bytes,
             extra: dict[str, Any] = {}
             if progress is not None and _takes(upscale_file, "progress"):
                 extra["progress"] = progress  # tiles / strips done, where upscale_file reports them
+            if params.strength is not None:
+                extra["strength"] = params.strength
             upscale_file(src, dst, up, quality=params.quality, alpha=params.alpha,  # type: ignore[arg-type]
                          tta=params.tta, inputs=dict(params.inputs), seed=params.seed, **extra)
         except Exception as exc:

@@ -34,8 +34,9 @@ def test_shipped_model_reproduces_its_model_card(name, data_dir, tmp_path, srkit
     section = _card_section(name)
     scale = re.search(r"x(\d+)", name).group(1)
     out = tmp_path / "r.json"
-    # Blind models are carded on degraded Set14 (realesrgan preset, seed 0); the others on bicubic Set5 + Set14.
-    real = name.startswith("real-")
+    # Blind models (real-world and diffusion) are carded on degraded Set14 (realesrgan preset, seed 0; a diffusion
+    # model samples with `srkit eval`'s fixed seed); the others on bicubic Set5 + Set14.
+    real = name.startswith(("real-", "diffusion-"))
     sets = ["Set14"] if real else ["Set5", "Set14"]
     extra = ["--degradation", "realesrgan", "--degradation-seed", "0"] if real else []
     monkeypatch.setenv("SRKIT_CACHE", str(tmp_path / "cache"))  # read when the degraded LR is cached, not at start

@@ -153,7 +153,8 @@ def _fit_lr(lr: np.ndarray, hr: np.ndarray, scale: int, name: str) -> np.ndarray
 def _score(upscaler: Upscaler, lr: np.ndarray, hr: np.ndarray, scale: int, metrics: Sequence[str],
            y_channel: bool, set_name: str, image: str, options: Mapping[str, dict] | None = None) -> ImageRow:
     t0 = time.perf_counter()
-    sr = upscaler.upscale_tensor(_to_tensor(lr))[0]
+    # seed 0: a stochastic model (a diffusion sampler) is scored on a reproducible sample; others ignore it
+    sr = upscaler.upscale_tensor(_to_tensor(lr), seed=0)[0]
     seconds = time.perf_counter() - t0
     sr_arr = sr.clamp(0, 1).permute(1, 2, 0).numpy()
     opts = options or {}

@@ -6,12 +6,36 @@ loading / detection (`srkit.models`) can both build on it without importing each
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-__all__ = ["ModelInfo", "SRModel"]
+__all__ = ["ModelInfo", "SRModel", "progress_callback", "report_progress"]
+
+# The progress callback of the model call in progress (this thread / task); None outside one.
+_PROGRESS: ContextVar[Callable[[float], None] | None] = ContextVar("srkit_model_progress", default=None)
+
+
+def report_progress(fraction: float) -> None:
+    """Tell whoever runs the current model call how far it is (0..1]; a no-op when nobody listens. For modules that
+    do many steps per call (a diffusion sampler), so that a progress bar moves within one tile."""
+    callback = _PROGRESS.get()
+    if callback is not None:
+        callback(float(fraction))
+
+
+@contextmanager
+def progress_callback(callback: Callable[[float], None]) -> Iterator[None]:
+    """Inside the block, `report_progress(f)` calls `callback(f)` (the engine sets one around every tile)."""
+    token = _PROGRESS.set(callback)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
 
 
 @dataclass(frozen=True)
@@ -34,6 +58,11 @@ class ModelInfo:
         noise_channels: > 0 for a stochastic model: it takes keyword `noise`, a (B, noise_channels, h, w)
             standard normal field at LR resolution, drawn once per image from the call's seed so that all tiles
             (and all strips of a streamed image) see one field.
+        frames: 1 for a single-image model. > 1 for a multi-frame model: it also takes clips (B, T, C, H, W) ->
+            (B, T, C, sH, sW) for any T >= 1 (a 4-D input is B one-frame clips), and the engine runs a video
+            through it in windows of `frames` output frames (`srkit.infer.clips`).
+        frame_context: frames of context the engine adds on each side of a window of a multi-frame model and
+            discards (the model's temporal reach; 0 for single-image models).
         label: the variant's name when the options make it another than `arch` (ECBSR M12C48 built from the
             `ecbsr-m16c64` entry); "" otherwise. `name` is what to show.
     """
@@ -42,6 +71,11 @@ class ModelInfo:
     def name(self) -> str:
         """The name to show a user: `label` when set, else `arch`."""
         return self.label or self.arch
+
+    @property
+    def multi_frame(self) -> bool:
+        """True for a model that takes clips (`frames` > 1)."""
+        return self.frames > 1
 
     arch: str
     scale: int
@@ -56,6 +90,8 @@ class ModelInfo:
     macs_per_lr_pixel: float | None = None
     inputs: tuple[str, ...] = ()
     noise_channels: int = 0
+    frames: int = 1
+    frame_context: int = 0
     label: str = ""
     options: dict = field(default_factory=dict, compare=False)
 
@@ -73,8 +109,11 @@ class SRModel(nn.Module):
 
     def forward(self, x: torch.Tensor, **inputs: torch.Tensor | float) -> torch.Tensor:
         info = self.info
+        if x.ndim == 5 and info.multi_frame:
+            return self._forward_clip(x, inputs)
         if x.ndim != 4:
-            raise ValueError(f"SRModel expects (B, C, H, W), got {tuple(x.shape)}")
+            clips = " or (B, T, C, H, W) clips" if info.multi_frame else ""
+            raise ValueError(f"SRModel expects (B, C, H, W){clips}, got {tuple(x.shape)}")
         if info.channel_agnostic:
             b, c, h, w = x.shape
             y = self.module(x.reshape(b * c, 1, h, w), **inputs)
@@ -89,6 +128,16 @@ class SRModel(nn.Module):
             raise ValueError(f"model {info.name} takes {info.in_channels} channels, got {c}")
         return self._run(x, inputs)
 
+    def _forward_clip(self, x: torch.Tensor, inputs: dict) -> torch.Tensor:
+        """A multi-frame model on clips (B, T, C, H, W) -> (B, T, C, sH, sW); gray clips through an RGB model as
+        3 equal channels, mean taken back."""
+        c = x.shape[2]
+        if c == 1 and self.info.in_channels == 3:
+            return self._run(x.expand(-1, -1, 3, -1, -1), inputs).mean(dim=2, keepdim=True)
+        if c != self.info.in_channels:
+            raise ValueError(f"model {self.info.name} takes {self.info.in_channels} channels, got {c}")
+        return self._run(x, inputs)
+
     def _run(self, x: torch.Tensor, inputs: dict | None = None) -> torch.Tensor:
         r = self.info.input_range
         if r != 1.0:
@@ -96,12 +145,14 @@ class SRModel(nn.Module):
         return self.module(x, **(inputs or {}))
 
     def _forward_y(self, x: torch.Tensor, inputs: dict) -> torch.Tensor:
-        from srkit.ops import imresize_matlab, rgb_to_ycbcr
+        from srkit.ops import rgb_to_ycbcr
         from srkit.ops.color import luma_chroma_to_rgb
+        from srkit.ops.resize import upscale_cubic
 
         if x.shape[1] == 1:
             return self._run(x, inputs)
         ycc = rgb_to_ycbcr(x)
         y = self._run(ycc[:, :1], inputs)
-        cbcr = imresize_matlab(ycc[:, 1:], float(self.info.scale))
+        # MATLAB bicubic chroma (`imresize_matlab`'s values), written so that torch.compile traces it too.
+        cbcr = upscale_cubic(ycc[:, 1:], self.info.scale)
         return luma_chroma_to_rgb(y.to(cbcr.dtype), cbcr)

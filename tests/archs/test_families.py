@@ -27,7 +27,8 @@ def test_family_names_unique_and_one_module_each():
     assert len(names) == len(set(names))
     # Detection order (the first family that recognises a state dict wins); discriminators (no detection) last.
     assert names == ["edsr", "rcan", "vdsr", "classic", "rrdbnet", "srvgg", "swinir", "imdn", "rlfn", "span",
-                     "safmn", "smfanet", "ecbsr", "conditioned", "discriminators"]
+                     "safmn", "smfanet", "ecbsr", "conditioned", "resshift",
+                     "recurrent_vsr", "discriminators"]
     for family in FAMILIES:
         assert importlib.import_module(f"srkit.archs.{family.name}").FAMILY is family
 

@@ -458,3 +458,25 @@ def test_integer_upscale_fast_path_equals_gather(kernel, convention):
             ref = _resize_axis_torch(ref, dim, idx, wts)
         assert fast.shape == ref.shape == (2, s * h, s * w)
         assert (fast - ref).abs().max().item() < 1e-12, (h, w, s)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4, 8])
+def test_upscale_cubic_is_imresize_matlab_bit_for_bit(scale):
+    from srkit.ops.resize import upscale_cubic
+
+    g = torch.Generator().manual_seed(scale)
+    for h, w in [(1, 1), (1, 5), (2, 2), (3, 7), (4, 3), (9, 16), (33, 6)]:
+        for dtype in (torch.float32, torch.float64, torch.bfloat16):
+            x = torch.rand(2, 3, h, w, generator=g).to(dtype)
+            y = upscale_cubic(x, scale)
+            assert y.dtype == dtype and torch.equal(y, imresize_matlab(x, float(scale))), (h, w, dtype)
+
+
+def test_upscale_cubic_traces_into_one_graph():
+    # What lets `torch.compile` fuse a Y-channel model's chroma upscale with its colour conversion: no numpy at
+    # trace time, no graph break (backend="eager" traces with Dynamo without compiling anything).
+    from srkit.ops.resize import upscale_cubic
+
+    traced = torch.compile(lambda t: upscale_cubic(t, 4), backend="eager", fullgraph=True, dynamic=False)
+    x = torch.rand(1, 2, 11, 7)
+    assert torch.equal(traced(x), imresize_matlab(x, 4.0))

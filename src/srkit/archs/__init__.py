@@ -17,6 +17,8 @@ from srkit.archs import (
     edsr,
     imdn,
     rcan,
+    recurrent_vsr,
+    resshift,
     rlfn,
     rrdbnet,
     safmn,
@@ -48,6 +50,8 @@ FAMILIES: tuple[ArchFamily, ...] = (
     smfanet.FAMILY,
     ecbsr.FAMILY,
     conditioned.FAMILY,
+    resshift.FAMILY,
+    recurrent_vsr.FAMILY,
     discriminators.FAMILY,
 )
 
@@ -130,6 +134,9 @@ def build(name: str, scale: int = 4, **options) -> SRModel:
         safe_dtypes=spec.safe_dtypes,
         label=spec.label(dict(options)) if spec.label is not None else "",
         inputs=spec.inputs,
+        frames=spec.frames,
+        frame_context=spec.frame_context,
+        noise_channels=spec.noise_channels,
         options=dict(options),
     )
     return SRModel(module, info)

@@ -44,6 +44,11 @@ class ArchSpec:
             than the table name says (ECBSR M12C48 built from the ``ecbsr-m16c64`` entry); None: the table name.
         inputs: the per-call scalar inputs the module takes as keyword arguments (`ModelInfo.inputs`), e.g.
             ``("noise", "jpeg")`` for a conditioned model; () for most.
+        noise_channels: > 0 for a stochastic model (`ModelInfo.noise_channels`): the channels of the noise field
+            the engine draws once per image and crops with every tile.
+        frames / frame_context: `ModelInfo.frames` and `ModelInfo.frame_context`: 1 / 0 for single-image
+            networks; a multi-frame network's window of output frames per call and the frames of context the engine
+            adds on each side of it.
     """
 
     build: Callable[..., nn.Module]
@@ -61,6 +66,9 @@ class ArchSpec:
     kind: str = "generator"
     label: Callable[[dict], str] | None = None
     inputs: tuple[str, ...] = ()
+    noise_channels: int = 0
+    frames: int = 1
+    frame_context: int = 0
 
 
 @dataclass(frozen=True)

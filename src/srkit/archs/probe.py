@@ -41,8 +41,9 @@ def measure_receptive_field(module: nn.Module, scale: int, in_channels: int = 3,
     return reach
 
 
-def count_macs(module: nn.Module, input_shape: tuple[int, int, int, int]) -> int:
-    """Multiply-accumulates of one forward pass on an input of `input_shape` (B, C, H, W).
+def count_macs(module: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one forward pass on an input of `input_shape` (B, C, H, W), or (B, T, C, H, W) for a
+    multi-frame module.
 
     Counts Conv2d, ConvTranspose2d and Linear layers (the operations papers count as Mult-Adds / FLOPs) and
     batched matmuls inside attention (torch.matmul / @ on activations are not hooked: add them in the arch's

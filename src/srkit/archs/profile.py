@@ -13,11 +13,16 @@ def macs_per_lr_pixel(model: SRModel, side: int = 32) -> float:
     """MACs per LR input pixel, counted on a side x side LR input (rounded up to the size multiple).
 
     Convolutional and windowed-attention models cost the same per pixel at any size (borders aside), so
-    this extrapolates linearly; papers quote the same linear figure at 1280x720 output.
+    this extrapolates linearly; papers quote the same linear figure at 1280x720 output. A multi-frame model
+    (`ModelInfo.frames` > 1) is counted on a clip of `frames` frames and the count divided by the frames: the cost
+    per LR pixel of each output frame, its share of the flow estimation included.
     """
     info = model.info
     m = info.size_multiple
     side = int(math.ceil(side / m) * m)
+    if info.multi_frame:
+        macs = count_macs(model.module, (1, info.frames, info.in_channels, side, side))
+        return macs / (info.frames * side * side)
     macs = count_macs(model.module, (1, info.in_channels, side, side))
     return macs / (side * side)
 
@@ -53,4 +58,6 @@ def describe(model: SRModel) -> dict:
         "input_range": info.input_range,
         "size_multiple": info.size_multiple,
         "safe_dtypes": ", ".join(info.safe_dtypes),
+        **({"frames": f"clips, windows of {info.frames} + {info.frame_context} context frames each side"}
+           if info.multi_frame else {}),
     }

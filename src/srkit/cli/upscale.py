@@ -188,6 +188,14 @@ def upscale_command(
         None, "--denoise", show_default=False,
         help="Denoising 0..1 for models that ship as a pair (Real-ESRGAN general / wdn): their weights "
              "interpolated (DNI)."),
+    steps: Optional[int] = typer.Option(
+        None, "--steps", show_default=False, min=1,
+        help="Sampling steps of a diffusion model (diffusion-x4): 1 .. the chain it was trained with (15); fewer "
+             "is faster, more is more detailed. Default: the model's (4)."),
+    seed: Optional[int] = typer.Option(
+        None, "--seed", show_default=False,
+        help="Seeds a diffusion model's sampler (nothing else): the same seed gives the same output. Default: a "
+             "new random seed per file."),
 ) -> None:
     t0 = time.perf_counter()
     tile_v = parse_tile(tile)
@@ -221,6 +229,10 @@ def upscale_command(
 
             # a model without levels refuses them once, not once per file
             level_inputs(up.model.info, strength=strength, noise=noise, jpeg=jpeg)
+        if steps is not None:
+            from srkit.infer.sampling import step_inputs
+
+            step_inputs(up.model, steps=steps)  # a model that takes no steps, or too many: once, not per file
         if scale is None and up.model.info.channel_agnostic and "-x" not in model:
             say(f"srkit: note: {model} upscales x{up.scale} (the default; --scale chooses another)")
         from srkit.domains import DomainOptions
@@ -233,7 +245,8 @@ def upscale_command(
             model, arch=up.model.info.name, scale=up.scale, fmt=fmt, quality=quality, alpha=alpha.value, tta=tta,
             dtype=up.compute_dtype, receptive_field=up.model.info.receptive_field, tile=tile_v, denoise=denoise,
             **levels, bands=list(bands) if bands else None, value_range=list(value_range) if value_range else None,
-            cog=cog or None, through_plane=through_plane or None, video=[video_codec.value, crf], outscale=outscale)
+            cog=cog or None, through_plane=through_plane or None, video=[video_codec.value, crf], outscale=outscale,
+            steps=steps, seed=seed)
         todo: list[Job] = []
         for j in jobs:
             made_by = matches(j.dst, rec) if not overwrite else False
@@ -248,7 +261,7 @@ def upscale_command(
         if todo:
             written, n_failed = _run(up, todo, fmt=fmt, quality=quality, alpha=alpha.value, tta=tta, say=say,
                                      console=err, interactive=interactive, stream=stream, domain_options=domain,
-                                     levels=levels, record=rec, outscale=outscale)
+                                     levels=levels, record=rec, outscale=outscale, steps=steps, seed=seed)
             failed += n_failed
     note = " (existing outputs are skipped; --overwrite replaces them)" if skipped else ""
     if redone:
@@ -284,7 +297,8 @@ def _check_levels(levels: dict, denoise: float | None, model: str) -> None:
 
 def _run(
     up, todo: list[Job], *, fmt, quality, alpha, tta, say, console, interactive, stream=None, domain_options=None,
-    levels: dict | None = None, record: dict | None = None, outscale: float | None = None,
+    levels: dict | None = None, record: dict | None = None, outscale: float | None = None, steps: int | None = None,
+    seed: int | None = None,
 ) -> tuple[int, int]:
     """Upscale each job with the shared Upscaler `up`; returns (written, failed)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -324,7 +338,7 @@ def _run(
                         upscale_file(j.src, j.dst, up, format=fmt, quality=quality, alpha=alpha, tta=tta,
                                      stream=stream, domain_options=domain_options, strength=lv.get("strength"),
                                      noise=lv.get("noise"), jpeg=lv.get("jpeg"), progress=tile_progress,
-                                     outscale=outscale)
+                                     outscale=outscale, steps=steps, seed=seed)
                     finally:
                         for msg in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
                             say(f"srkit: warning: {j.src}: {msg}")

@@ -1,4 +1,4 @@
-"""Datasets: benchmark sets, training/validation folders and patch samplers.
+"""Datasets: benchmark sets, training/validation folders, patch samplers and synthetic clips (`srkit.data.clips`).
 
 `srkit.data.benchmark` is imported eagerly (numpy only); the patch and folder modules (torch) on first use.
 """
@@ -24,6 +24,11 @@ _LAZY = {
     "bicubic_lr": "srkit.data.folders",
     "list_images": "srkit.data.folders",
     "split_files": "srkit.data.folders",
+    "ClipCfg": "srkit.data.clips",
+    "ClipFolder": "srkit.data.clips",
+    "ValidationClips": "srkit.data.clips",
+    "benchmark_clip": "srkit.data.clips",
+    "synthetic_clip": "srkit.data.clips",
 }
 
 __all__ = ["BenchmarkSet", "available_sets", "find_set", "modcrop", *_LAZY]

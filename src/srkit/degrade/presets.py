@@ -17,6 +17,11 @@
   sigma 0) and one JPEG pass of quality in [10, 95] (15 % without, quality 100). The record of every sample gives
   its (sigma, quality) (:func:`srkit.degrade.pipeline.record_levels`): sigma is the standard deviation of the
   noise the sample actually got, recorded when it is applied.
+- ``video``: one frame of a video camera, for multi-frame SR on synthetic clips (:mod:`srkit.data.clips` degrades
+  every frame on its own with it): a Gaussian lens blur of sigma 0.6-1.6 HR px, a downscale to the LR size by area
+  averaging or by bilinear / bicubic interpolation without antialiasing (so the frames keep the aliasing that
+  several sub-pixel-shifted frames can resolve), mild Gaussian noise of sigma 1-5 (70 %) and a light JPEG of
+  quality 70-95 (50 %). Moderate on purpose: the task is to gather detail across frames, not mainly to denoise.
 """
 
 from __future__ import annotations
@@ -95,6 +100,15 @@ PRESETS: dict[str, dict[str, Any]] = {
                     },
                 ],
             },
+        ],
+    },
+    "video": {
+        "steps": [
+            {"op": "blur", "kernel_probs": {"iso": 1.0}, "sigma": [0.6, 1.6], "kernel_sizes": [9, 11],
+             "sinc_prob": 0.0},
+            {"op": "to_target", "modes": {"area": 1.0, "bilinear": 1.0, "bicubic": 1.0}},
+            {"op": "noise", "prob": 0.7, "gaussian_prob": 1.0, "sigma": [1.0, 5.0], "gray_prob": 0.3},
+            {"op": "jpeg", "prob": 0.5, "quality": [70, 95]},
         ],
     },
     "camera": {

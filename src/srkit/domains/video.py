@@ -47,6 +47,13 @@ then after each batch); `extra["on_segment"]` as `on_segment(index, count)` afte
 `extra["segment_seconds"]`, `extra["batch"]` (frames per model call; default: 1 on the CPU, where it is fastest,
 else as many same-size frames as fit `BATCH_BYTES`) and `extra["preset"]` (x264/x265 preset, default "medium")
 tune the run.
+
+Multi-frame models (`ModelInfo.frames` > 1, e.g. ``video-x4``): the frames go through the model in windows
+(`srkit.infer.clips.plan_windows`: `ModelInfo.frames` output frames with `frame_context` frames of context on each
+side; `extra["window"]` / `extra["context"]` override them), at most one window in memory. Windows never span
+two resume segments and each segment's windows start at its first frame, and a resumed job decodes from far enough
+before its first unfinished segment to give it the same context, so resuming still gives the uninterrupted run's
+frames.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import secrets
@@ -180,12 +188,14 @@ def _model_digest(up: Upscaler) -> str:
     return h.hexdigest()
 
 
-def _job_key(src: Path, up: Upscaler, request: Request, spec: Spec, bounds: list[int]) -> str:
+def _job_key(src: Path, up: Upscaler, request: Request, spec: Spec, bounds: list[int],
+             window: tuple[int, int] | None = None) -> str:
     st = src.stat()
     job = {
         "version": _VERSION, "src": os.path.realpath(src), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
         "model": _model_digest(up), "settings": {k: str(v) for k, v in sorted(up.settings().items())},
         "request": repr(request), "spec": repr(spec), "bounds": bounds,
+        **({"window": list(window)} if window is not None else {}),
     }
     return hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()
 
@@ -244,12 +254,59 @@ class _Segments:
             self.writer = None
 
 
+def _check_size(src: Path, look: Look, frame: np.ndarray) -> None:
+    h, w = frame.shape[:2]
+    if (w, h) != (look.width, look.height):
+        raise ImageReadError(f"cannot read '{src}': the frame size changes mid-stream ({look.width} x "
+                             f"{look.height} -> {w} x {h})")
+
+
+def _clip_start(av: Any, segments: _Segments, first: int, context: int) -> int:
+    """The segment to decode from so that segment `first` gets `context` frames before it: back over finished
+    segments (their frame counts are known) until they hold that many."""
+    start, have = first, 0
+    while start > 0 and have < context:
+        start -= 1
+        have += segment_frames(av, segments.paths[start])
+    return start
+
+
+def _encode_windows(av: Any, src: Path, up: Upscaler, request: Request, look: Look, bounds: list[int],
+                    segments: _Segments, window: tuple[int, int], report: Callable[[int], Any]) -> None:
+    """`_encode` for a multi-frame model: windows of frames (`srkit.infer.clips`), cut at segment boundaries."""
+    from srkit.infer.clips import plan_windows, run_clip
+
+    done = segments.done
+    first = min(k for k in range(len(segments.paths)) if k not in done)
+    start = _clip_start(av, segments, first, window[1])
+    frames = ((a, pts, dur, bisect.bisect_right(bounds, pts))
+              for a, pts, dur in iter_frames(src, start_pts=bounds[start - 1] if start > 0 else None))
+    for run, lo, hi in plan_windows(frames, window[0], window[1], group=lambda item: item[3]):
+        kept = run[lo:hi]
+        if kept[0][3] in done:
+            continue
+        for item in run:
+            _check_size(src, look, item[0])
+        stack = np.stack([item[0] for item in run])
+        peak = float(np.iinfo(stack.dtype).max)
+        x = torch.from_numpy(np.ascontiguousarray(stack.transpose(0, 3, 1, 2))).float().div_(peak)
+        y = run_clip(up, x, request)[lo:hi].permute(0, 2, 3, 1).cpu().numpy()
+        for out, (_, pts, dur, k) in zip(np.rint(y * np.float32(peak)).astype(stack.dtype), kept):
+            segments.add(k, out, pts, dur)
+        report(len(kept))
+
+
 def _encode(av: Any, src: Path, up: Upscaler, request: Request, look: Look, bounds: list[int], segments: _Segments,
-            batch: int, report: Callable[[int], Any]) -> None:
-    """Decode from the first unfinished segment on, upscale in batches, encode into the unfinished segments."""
+            batch: int, report: Callable[[int], Any], window: tuple[int, int] | None = None) -> None:
+    """Decode from the first unfinished segment on, upscale in batches (a multi-frame model: in `window` = (window,
+    context) windows), encode into the unfinished segments."""
     done = segments.done
     first = min(k for k in range(len(segments.paths)) if k not in done)
     try:
+        if window is not None:
+            _encode_windows(av, src, up, request, look, bounds, segments, window, report)
+            segments.finish()
+            return
         for run in _batches(iter_frames(src, start_pts=bounds[first - 1] if first > 0 else None), batch):
             h, w = run[0][0].shape[:2]
             if (w, h) != (look.width, look.height):
@@ -295,8 +352,13 @@ def upscale_file(src: Path, dst: Path, up: Upscaler, request: Request, options: 
         warnings.warn(f"{src.name}: stream {what} is not copied", RuntimeWarning, stacklevel=2)
     bounds = _boundaries(source.keyframes, source.time_base, float(extra.get("segment_seconds", SEGMENT_SECONDS)))
     batch = _batch_size(up, look.height, look.width, extra.get("batch"))
+    window = None
+    if up.model.info.multi_frame:
+        from srkit.infer.clips import window_of
+
+        window = window_of(up, extra.get("window"), extra.get("context"))
     try:
-        work = _work_folder(dst, _job_key(src, up, request, spec, bounds))
+        work = _work_folder(dst, _job_key(src, up, request, spec, bounds, window))
     except OSError as e:
         raise ImageWriteError(f"cannot write '{dst}': work folder: {one_line(e)}") from None
     paths = [_segment_path(work, k) for k in range(len(bounds) + 1)]
@@ -312,7 +374,7 @@ def upscale_file(src: Path, dst: Path, up: Upscaler, request: Request, options: 
     if len(done) < len(paths):
         try:
             _encode(av, src, up, request, look, bounds, _Segments(av, paths, spec, done, extra.get("on_segment")),
-                    batch, report)
+                    batch, report, window)
         except av.FFmpegError as e:
             raise ImageWriteError(f"cannot write '{dst}': encoding failed ({one_line(e)})") from None
     paths = [p for p in paths if p.is_file()]  # a segment whose time range decoded to no frame has no file
@@ -356,6 +418,25 @@ def evaluate_clip(src: str | os.PathLike[str], up: Upscaler, request: Request, *
     look = look_at(av, path, source.video)
     out_score, in_score = WarpingError(), WarpingError()
     n = 0
+    if up.model.info.multi_frame:  # windows of frames (srkit.infer.clips), two frames held for the scores
+        from srkit.infer.clips import iter_clip
+
+        lrs = (a for a, _, _ in itertools.islice(iter_frames(path), max_frames))
+        pending: list[np.ndarray] = []
+
+        def remember(stream):
+            for a in stream:
+                pending.append(a)
+                yield a
+
+        for sr in iter_clip(up, remember(lrs), request):
+            lr = pending.pop(0)
+            in_score.update(lr, lr)
+            out_score.update(sr, lr)
+            n += 1
+            if progress is not None:
+                progress(n, total)
+        return ClipScores(n, out_score.value, in_score.value)
     for run in _batches(iter_frames(path), _batch_size(up, look.height, look.width)):
         if max_frames is not None:
             run = run[: max(0, max_frames - n)]

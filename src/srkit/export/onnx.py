@@ -52,6 +52,9 @@ def _prepare(model: SRModel) -> SRModel:
     if model.info.inputs:
         raise ConfigError(f"{model.info.name} takes per-call inputs ({', '.join(model.info.inputs)}), which ONNX and "
                           "TorchScript exports do not carry (they take the image only); run it with srkit instead")
+    if model.info.multi_frame:
+        raise ConfigError(f"{model.info.name} is a multi-frame model: ONNX and TorchScript exports take one image, "
+                          "not a clip; run it with srkit instead")
     return deploy(copy.deepcopy(model).cpu().float()).eval()
 
 

@@ -291,6 +291,7 @@ def upscale(
     strength: float | None = None,
     noise: float | None = None,
     jpeg: float | None = None,
+    steps: int | None = None,
 ):
     """Upscale one image; the result has the same kind as the input.
 
@@ -313,12 +314,15 @@ def upscale(
         tta: 8-fold dihedral self-ensemble (8x slower, a little more accurate); None: off, or the given
             Upscaler's default.
         inputs: a conditioned model's extra inputs by name (`ModelInfo.inputs`); ConfigError for other names.
-        seed: seeds a stochastic model's noise (ignored by deterministic models).
+        seed: seeds a stochastic model's noise, the sampler of a diffusion model (ignored by deterministic
+            models); None: a random seed per call. A seed that is not an integer is a ConfigError.
         strength: how much a conditioned model (real-x4-ctrl) cleans, 0 (nothing: clean input) .. 1 (noise sigma
             50, JPEG quality 10); sets noise = 50 strength, jpeg = 100 - 90 strength.
         noise, jpeg: the input's noise sigma (0-255 scale, >= 0) and JPEG quality (1..100) for a conditioned
             model, instead of strength. What is not given is estimated from the image (a JPEG file's quality from
             its tables); see `srkit.infer.conditioning`. Models without these inputs refuse them (ConfigError).
+        steps: sampling steps of a diffusion model (``diffusion-x4``), 1 .. T (the chain it was trained with);
+            None: the model's default. Other models refuse it (ConfigError); see `srkit.infer.sampling`.
 
     Returns:
         The upscaled image, (scale * H, scale * W), values clipped to the valid range.
@@ -326,9 +330,11 @@ def upscale(
     Raises:
         ModelLoadError, ConfigError, ShapeError (unsupported image kind/shape/dtype), ImageReadError (path input).
     """
-    from srkit.infer import conditioning
+    from srkit.infer import conditioning, sampling
 
     conditioning.check_levels(strength, noise, jpeg)
+    sampling.check_steps(steps)
+    seed = sampling.check_seed(seed)
     Request.make(alpha=alpha, tta=bool(tta), inputs=inputs, seed=seed)  # validate before loading anything
     is_path = isinstance(image, str | os.PathLike)
     if not (is_path or _is_pil(image) or isinstance(image, np.ndarray | torch.Tensor)):
@@ -340,7 +346,10 @@ def upscale(
     def request_for(pixels: Any = None, quality: int | None = None) -> Request:
         call_inputs = conditioning.level_inputs(up.model.info, inputs, strength=strength, noise=noise, jpeg=jpeg,
                                                 image=pixels, quality=quality)
-        return up.request(alpha=alpha, tta=tta, inputs=call_inputs, seed=seed)
+        return up.request(alpha=alpha, tta=tta, inputs=sampling.step_inputs(up.model, call_inputs, steps), seed=seed)
+
+    if steps is not None:
+        sampling.step_inputs(up.model, inputs, steps)  # a model that takes no steps, or too many: before any work
 
     # a conditioned model's levels not given: estimated from each image (a JPEG file's quality from its tables)
     estimate = conditioning.needs_estimate(up.model.info, inputs, strength=strength, noise=noise, jpeg=jpeg)

@@ -17,7 +17,9 @@ gray, bit depth, self-ensemble (TTA), tiling and a model's extra inputs are hand
 What is coming extends this rather than forking it: a conditioned model declares its scalar inputs in
 `ModelInfo.inputs` and gets them in every tile; a stochastic model declares `ModelInfo.noise_channels` and gets
 its crop of one LR-resolution noise field (stacked with the image as extra channels before tiling, so tiles,
-TTA and strips all see the same field); a multi-frame model can stack its frame window the same way.
+TTA and strips all see the same field); a multi-frame model (`ModelInfo.frames` > 1) gets its window of frames
+stacked the same way, along the channels (`run_model(..., frames=T)`, unstacked to (B, T, C, h, w) around each
+network call), so tiles and TTA treat a window as one image; `srkit.infer.clips` cuts a clip into such windows.
 """
 
 from __future__ import annotations
@@ -166,6 +168,8 @@ def auto_tile_side(model: SRModel, device: torch.device) -> int:
         free = available_memory() or 2 * 1024**3
     budget = min(free / 4, 4 * 1024**3)
     per_px = width * 4 * 8 + 4 * 3 * model.info.scale**2 * 4
+    if model.info.multi_frame:  # a window of frames and its context at once
+        per_px *= model.info.frames + 2 * model.info.frame_context
     side = int((budget / per_px) ** 0.5) // 16 * 16
     return max(64, min(side, 2048))
 
@@ -205,9 +209,10 @@ def _check_inputs(model: SRModel, request: Request) -> dict[str, float]:
     return dict(request.inputs)
 
 
-def _tile_fn(up: Runner, colour: int, inputs: dict[str, float]):
+def _tile_fn(up: Runner, colour: int, inputs: dict[str, float], frames: int = 1):
     """(B, colour [+ noise], h, w) -> (B, C', sh, sw): reflect-pad to the size multiple, split off the noise
-    channels, run the network, crop."""
+    channels, run the network, crop. `frames` > 1: the colour channels are that many frames stacked, run as one
+    clip (B, frames, colour / frames, h, w) and stacked back."""
     info = up.model.info
     net = up.prepared
 
@@ -221,7 +226,10 @@ def _tile_fn(up: Runner, colour: int, inputs: dict[str, float]):
         if x.shape[1] > colour:
             extra["noise"] = x[:, colour:]
             x = x[:, :colour]
-        y = net(x.contiguous(), **extra)
+        if frames > 1:
+            y = net(x.unflatten(1, (frames, colour // frames)).contiguous(), **extra).flatten(1, 2)
+        else:
+            y = net(x.contiguous(), **extra)
         return y[..., : h * info.scale, : w * info.scale]
 
     return run
@@ -246,13 +254,27 @@ def _tta_fn(fn, tta: bool):
 
 def _counted(fn, images: int, total: int, progress: Callable[[float], None]):
     """`fn`, reporting the fraction of `total` tiles done after each call (a call may hold several tiles of
-    `images` images each, batched)."""
+    `images` images each, batched), and within a call what the model reports (`srkit.srmodel.report_progress`,
+    e.g. a diffusion sampler's steps; never backwards)."""
+    from srkit.srmodel import progress_callback
+
     done = 0
+    shown = 0.0
+
+    def show(fraction: float) -> None:
+        nonlocal shown
+        if fraction > shown:
+            shown = fraction
+            progress(fraction)
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        nonlocal done
-        y = fn(x)
-        done += max(1, x.shape[0] // max(1, images))
+        nonlocal done, shown
+        n = max(1, x.shape[0] // max(1, images))
+        start = done
+        with progress_callback(lambda f: show(min(1.0, (start + min(max(f, 0.0), 1.0) * n) / max(1, total)))):
+            y = fn(x)
+        done += n
+        shown = max(shown, min(1.0, done / max(1, total)))
         progress(min(1.0, done / max(1, total)))
         return y
 
@@ -271,6 +293,19 @@ def _tiled(fn, x: torch.Tensor, up: Runner, side: int | None, batch: int,
     if not whole and rf is None:
         assert side is not None
         overlap = min(up.tiling.overlap if up.tiling.overlap is not None else max(8, side // 8), side // 2)
+        m = info.size_multiple
+        if m > 1:
+            # A whole-image model with a size multiple (attention windows, stride-2 levels) works on a grid anchored
+            # at the image origin: pad the image to the multiple once, as the whole-image call does, and put tiles
+            # and overlaps on that grid, so each tile computes what the whole image computes there (up to its
+            # borders, which the blending hides).
+            side = max(m, side // m * m)
+            overlap = min(-(-overlap // m) * m, side // 2 // m * m)
+            ph, pw = (-h) % m, (-w) % m
+            if ph or pw:
+                x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
+                s = info.scale
+                return _tiled(fn, x, up, side, batch, progress)[..., : h * s, : w * s]
     if progress is not None:
         total = 1
         if side is not None and not whole:
@@ -286,13 +321,14 @@ def _tiled(fn, x: torch.Tensor, up: Runner, side: int | None, batch: int,
 
 @torch.inference_mode()
 def run_model(up: Runner, x: torch.Tensor, request: Request = Request(),
-              noise: torch.Tensor | None = None) -> torch.Tensor:
+              noise: torch.Tensor | None = None, *, frames: int = 1) -> torch.Tensor:
     """The network of `up` on (B, C, H, W) float [0, 1] colour channels -> (B, C', sH, sW) float32, not clipped,
     contiguous, on the input's device.
 
     Tiled as `up.tiling` says; on out-of-memory batching is switched off first, then the tile side is halved and
     the image retried (down to 32 px). `noise`: the stochastic model's field for exactly this region (default:
-    drawn from `request.seed`).
+    drawn from `request.seed`). `frames` > 1: `x` is a multi-frame model's window, (B, frames * C, H, W) frames
+    stacked along the channels (frame-major), and so is the result (`srkit.infer.clips.run_clip`).
     """
     if x.ndim != 4 or not x.is_floating_point():
         raise ShapeError(f"expected a float (B, C, H, W) tensor, got {tuple(x.shape)} {x.dtype}")
@@ -303,7 +339,10 @@ def run_model(up: Runner, x: torch.Tensor, request: Request = Request(),
         noise = noise_field(up.model, xin.shape[0], xin.shape[2], xin.shape[3], request.seed)
     if noise is not None:
         xin = torch.cat([xin, noise.to(xin.device, torch.float32)], dim=1)
-    fn = _tta_fn(_tile_fn(up, colour, inputs), request.tta)
+    if frames > 1 and (not up.model.info.multi_frame or colour % frames):
+        raise ShapeError(f"{frames} stacked frames need a multi-frame model and C * {frames} channels; got "
+                         f"{up.model.info.name} and {colour} channels")
+    fn = _tta_fn(_tile_fn(up, colour, inputs, frames), request.tta)
     side = tile_side(up)
     batch = up.tiling.batch
     while True:

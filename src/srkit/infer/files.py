@@ -215,6 +215,7 @@ def upscale_file(
     noise: float | None = None,
     jpeg: float | None = None,
     outscale: float | None = None,
+    steps: int | None = None,
 ) -> Path:
     """Read `src`, upscale it, write `dst` (atomically) with its metadata; returns `Path(dst)`.
 
@@ -227,8 +228,8 @@ def upscale_file(
             "jp2"/"j2k"); default: from `dst`'s suffix.
         quality: JPEG/WebP/HEIF/AVIF/JPEG 2000 quality 1..100 (100 = lossless WebP, HEIF and JPEG 2000; see
             `srkit.io.write_image`).
-        model, scale, tile, dtype, device, alpha, tta, inputs, seed: as in `srkit.infer.api.upscale`; pass an
-            `Upscaler` to share one model over many files.
+        model, scale, tile, dtype, device, alpha, tta, inputs, seed, steps: as in `srkit.infer.api.upscale`; pass
+            an `Upscaler` to share one model over many files.
         outscale: any output scale (Real-ESRGAN's `--outscale`): the model's passes, then MATLAB bicubic to
             round(outscale * size) (`srkit.infer.engine.run_array_outscale`); whole-image path only.
         progress: called with the fraction of the image done after each tile / strip (a progress bar for big
@@ -269,9 +270,11 @@ def upscale_file(
     src_p, dst_p = Path(os.fspath(src)), Path(os.fspath(dst))
     if same_file(src_p, dst_p):
         raise ImageWriteError(f"cannot write '{dst_p}': it is the input file (choose another output name)")
-    from srkit.infer import conditioning
+    from srkit.infer import conditioning, sampling
 
     conditioning.check_levels(strength, noise, jpeg)
+    sampling.check_steps(steps)
+    seed = sampling.check_seed(seed)
     Request.make(alpha=alpha, tta=bool(tta), inputs=inputs, seed=seed)  # validate before loading anything
     if stream not in (None, True, False):
         raise ConfigError(f"stream must be True, False or None (automatic), got {stream!r}")
@@ -281,18 +284,22 @@ def upscale_file(
     if domain is not None:
         up = load_upscaler(model, scale=scale, tile=tile, dtype=dtype, device=device, tta=bool(tta))
         call_inputs = conditioning.level_inputs(up.model.info, inputs, strength=strength, noise=noise, jpeg=jpeg)
+        call_inputs = sampling.step_inputs(up.model, call_inputs, steps)
         request = up.request(alpha=alpha, tta=tta, inputs=call_inputs, seed=seed, progress=progress)
         return upscale_domain_file(domain, src_p, dst_p, up, request, domain_options)
     fmt = _output_format(dst_p, format)
     if stream and fmt is None:
         write_format(dst_p, format)  # raises: unknown format
     up = load_upscaler(model, scale=scale, tile=tile, dtype=dtype, device=device, tta=bool(tta))
+    if steps is not None:
+        sampling.step_inputs(up.model, inputs, steps)  # a model that takes no steps, or too many: before reading
     arr, meta = read_image(src_p)
     # a conditioned model's missing levels: estimated once from the whole image, a JPEG's quality from its tables
     estimate = conditioning.needs_estimate(up.model.info, inputs, strength=strength, noise=noise, jpeg=jpeg)
     src_quality = conditioning.file_jpeg_quality(src_p) if estimate else None
     call_inputs = conditioning.level_inputs(up.model.info, inputs, strength=strength, noise=noise, jpeg=jpeg,
                                             image=arr, quality=src_quality)
+    call_inputs = sampling.step_inputs(up.model, call_inputs, steps)
     request = up.request(alpha=alpha, tta=tta, inputs=call_inputs, seed=seed, progress=progress)
     if outscale is not None and not outscale > 0:
         raise ConfigError(f"outscale must be > 0, got {outscale!r}")

@@ -10,9 +10,14 @@ fp32 with nothing to fold — is not cached: it costs nothing to make, and cachi
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 import warnings
 import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal, cast, get_args
 
@@ -24,10 +29,12 @@ from srkit.srmodel import SRModel
 __all__ = [
     "AutocastModule",
     "Backend",
+    "CompileSetting",
     "DtypePolicy",
     "MaxFormPReLU",
     "NetworkKey",
     "PreparedNetwork",
+    "compiling_now",
     "cpu_has_fast_bf16",
     "prepare_network",
     "resolve_dtype",
@@ -149,8 +156,63 @@ class NetworkKey:
     device: str
     dtype: str  # the resolved compute dtype
     channels_last: bool
-    compile: bool
+    compile: CompileSetting  # resolved: "auto" only where it applies (CPU, torch backend), else False
     deploy: bool
+
+
+#: When a prepared network runs compiled (`torch.compile`: Inductor with the weights frozen into the graph, so
+#: that oneDNN gets prepacked weights and the activations, residual, pixel shuffle and colour handling around
+#: the convolutions become a few fused loops), per input shape: False never; True from each shape's first call
+#: (which compiles it); "auto" once a shape has spent `AUTO_COMPILE_AFTER_S` seconds in eager calls, so a
+#: one-off image never waits for the compiler while a long run on one size gets the compiled speed.
+CompileSetting = bool | Literal["auto"]
+
+#: Eager seconds on one input shape after which compile="auto" compiles the network for that shape: about what
+#: one compilation costs on a small CPU (8-30 s on 2 cores), so a run never pays much more than the better of
+#: "never compile" and "compile at once" in hindsight.
+AUTO_COMPILE_AFTER_S = 10.0
+#: Input shapes compiled per prepared network at most (each is seconds of compilation and a frozen copy of the
+#: weights); calls of other shapes run eagerly.
+MAX_COMPILED_SHAPES = 6
+# Dynamo's state (its stance, its configuration, the code caches of `SRModel.forward`) is global to the
+# process: every compilation and every call into compiled code holds this lock. A call that finds it taken
+# runs eagerly instead of waiting, except one that has to compile (compile=True, `warmup`).
+_DYNAMO_LOCK = threading.Lock()
+# True inside `compiling_now()`: calls compile the shapes they meet at once (compile "auto" or True).
+_COMPILE_NOW: ContextVar[bool] = ContextVar("srkit_compile_now", default=False)
+_log = logging.getLogger(__name__)
+
+
+@contextmanager
+def compiling_now() -> Iterator[None]:
+    """Inside the block, every prepared network whose compile setting is True or "auto" compiles the input
+    shapes it is called with at once (up to `MAX_COMPILED_SHAPES`), instead of after `AUTO_COMPILE_AFTER_S`
+    seconds of eager calls: the warm-up of a service or a benchmark (`Upscaler.warmup`)."""
+    token = _COMPILE_NOW.set(True)
+    try:
+        yield
+    finally:
+        _COMPILE_NOW.reset(token)
+
+
+def _signature(x: torch.Tensor, inputs: dict) -> tuple:
+    """What a compiled graph is specialised on: the input's shape, strides, dtype and device, and the extra
+    inputs (tensors by shape and dtype, numbers by value)."""
+    extra = tuple(sorted((k, (tuple(v.shape), v.dtype) if isinstance(v, torch.Tensor) else v)
+                         for k, v in inputs.items()))
+    return tuple(x.shape), x.stride(), x.dtype, x.device, extra
+
+
+@contextmanager
+def _compile_settings() -> Iterator[None]:
+    """Dynamo and Inductor settings of a compilation. Freezing is read while Dynamo traces (before the
+    `options` of `torch.compile` reach Inductor), so it is set here, globally, for the compilation only."""
+    import torch._dynamo.config as dynamo_config
+    import torch._inductor.config as inductor_config
+
+    with inductor_config.patch(freezing=True), \
+            dynamo_config.patch(recompile_limit=max(64, dynamo_config.recompile_limit)):
+        yield
 
 
 class PreparedNetwork:
@@ -159,9 +221,11 @@ class PreparedNetwork:
 
     Attributes (read-only after construction): `net` (the `SRModel` that runs: the deployed copy or the given
     model, wrapped in an `AutocastModule` for bf16/fp16, or around an `OrtModule`), `key`, `deployed`.
-    The only mutable state is a one-way "compile failed" latch and a lock that serialises calls into the
-    compiled network (Dynamo's caches are not meant for concurrent recompilation); any number of threads may
-    call one PreparedNetwork.
+    With `key.compile` set, the whole `net` (colour conversion and bicubic chroma of Y-channel models included)
+    is also compiled per input shape (see `CompileSetting`); a compiled shape computes what `net` computes, up to
+    float rounding. Mutable state: the set of compiled shapes, the eager seconds per shape ("auto"), and a
+    one-way "compile failed" latch after which everything runs eagerly. Any number of threads may call one
+    PreparedNetwork; compiled code runs one call at a time in the process (`_DYNAMO_LOCK`), the others eagerly.
     """
 
     def __init__(self, net: SRModel, key: NetworkKey, *, deployed: bool):
@@ -169,45 +233,101 @@ class PreparedNetwork:
         self.key = key
         self.deployed = deployed
         self._compile_failed = threading.Event()
-        self._compile_lock = threading.Lock()
-        self._compiled: SRModel | None = None
+        self._compiled_net: Callable[..., torch.Tensor] | None = None  # torch.compile(net), made on first need
+        self._shapes: set[tuple] = set()  # `_signature`s compiled
+        self._eager_seconds: dict[tuple, float] = {}  # "auto": eager time per signature
         self.stamp = 0  # `_weights_stamp` of the model when this was prepared (set by `prepare_network`)
-        if key.compile:
+        if key.compile is True:
             try:
-                # The network only: SRModel's colour conversion holds numpy-made constants that Dynamo guards
-                # badly, and costs little. Freezing lets Inductor fold the (constant) weights and prepack them
-                # for oneDNN; dynamic=False compiles once per input shape (tiles share a few shapes).
-                inner = torch.compile(net.module, dynamic=False, options={"freezing": True})
-                self._compiled = SRModel(cast(torch.nn.Module, inner), net.info).eval()
+                self._compiled_form()
             except Exception as e:  # noqa: BLE001 - e.g. no compiler toolchain on this platform
                 self._compile_fallback(e)
 
     @property
     def compiled(self) -> bool:
-        """True while the compiled network is in use (False without `compile`, or after it failed)."""
-        return self._compiled is not None and not self._compile_failed.is_set()
+        """True when calls run compiled: some input shape is compiled (or, with compile=True, each will be from
+        its first call); False without compile, before "auto" has compiled a shape, or after compiling failed."""
+        if not self.key.compile or self._compile_failed.is_set():
+            return False
+        return bool(self._shapes) or (self.key.compile is True and self._compiled_net is not None)
+
+    @property
+    def compile_setting(self) -> CompileSetting:
+        """The compile setting in effect: `key.compile`, or False once compiling has failed."""
+        return False if self._compile_failed.is_set() else self.key.compile
+
+    @property
+    def compiled_shapes(self) -> int:
+        """How many input shapes run compiled."""
+        return 0 if self._compile_failed.is_set() else len(self._shapes)
+
+    def _compiled_form(self) -> Callable[..., torch.Tensor]:
+        if self._compiled_net is None:
+            # dynamic=False: one graph per input shape, specialised (a dynamic-shape graph cannot prepack the
+            # weights, and mis-predicts the layout of a 1-channel convolution's output under freezing).
+            self._compiled_net = torch.compile(self.net, dynamic=False)
+        return self._compiled_net
 
     def _compile_fallback(self, e: BaseException) -> None:
         if not self._compile_failed.is_set():
             self._compile_failed.set()
             msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            warnings.warn(f"torch.compile failed ({msg}); running eagerly", RuntimeWarning, stacklevel=4)
+            if self.key.compile is True:
+                warnings.warn(f"torch.compile failed ({msg}); running eagerly", RuntimeWarning, stacklevel=4)
+            else:  # "auto": the caller did not ask for it; eager is the same function
+                _log.info("torch.compile failed (%s); %s runs eagerly", msg, self.net.info.name)
+
+    def _wants_compile(self, sig: tuple) -> bool:
+        if len(self._shapes) >= MAX_COMPILED_SHAPES:
+            return False
+        if self.key.compile is True or _COMPILE_NOW.get():
+            return True
+        return self._eager_seconds.get(sig, 0.0) >= AUTO_COMPILE_AFTER_S
+
+    def _run_compiled(self, x: torch.Tensor, inputs: dict, sig: tuple) -> torch.Tensor | None:
+        """The compiled network on `x` (compiling `sig` first when it is due), or None: run eagerly."""
+        ready = sig in self._shapes
+        if not ready and not self._wants_compile(sig):
+            return None
+        # A compiled call never waits for the lock; a compilation does, except one that "auto" decided on.
+        if not _DYNAMO_LOCK.acquire(blocking=not ready and (self.key.compile is True or _COMPILE_NOW.get())):
+            return None
+        try:
+            if self._compile_failed.is_set():
+                return None
+            if sig in self._shapes:
+                # Compiled code only: a call whose guards fail (another grad mode, say) runs eagerly rather
+                # than recompiling without the freezing settings.
+                with torch.compiler.set_stance("eager_on_recompile"):
+                    return self._compiled_form()(x, **inputs).float()
+            with _compile_settings():
+                y = self._compiled_form()(x, **inputs).float()
+            self._shapes.add(sig)
+            return y
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any compiler failure: eager gives the same function
+            self._compile_fallback(e)
+            return None
+        finally:
+            _DYNAMO_LOCK.release()
 
     def __call__(self, x: torch.Tensor, **inputs: torch.Tensor | float) -> torch.Tensor:
         if self.key.backend == "onnxruntime":
             return self.net(x, **inputs)
-        if self.key.channels_last:
+        if self.key.channels_last and x.ndim == 4:  # (a multi-frame model's 5-D clips: per frame, inside it)
             x = x.contiguous(memory_format=torch.channels_last)
-        compiled = self._compiled
-        if compiled is not None and not self._compile_failed.is_set():
-            try:
-                with self._compile_lock:
-                    return compiled(x, **inputs).float()
-            except torch.OutOfMemoryError:
-                raise
-            except Exception as e:  # noqa: BLE001 - any compiler failure: eager gives the same function
-                self._compile_fallback(e)
-        return self.net(x, **inputs).float()
+        if not self.key.compile or self._compile_failed.is_set():
+            return self.net(x, **inputs).float()
+        sig = _signature(x, inputs)
+        y = self._run_compiled(x, inputs, sig)
+        if y is not None:
+            return y
+        start = time.perf_counter()
+        y = self.net(x, **inputs).float()
+        if self.key.compile == "auto":  # (a lost update between threads only delays the compilation)
+            self._eager_seconds[sig] = self._eager_seconds.get(sig, 0.0) + time.perf_counter() - start
+        return y
 
 
 # model -> {key: PreparedNetwork}; weak in the model, so dropping a model frees its prepared forms.
@@ -221,7 +341,7 @@ def prepare_network(
     device: str = "cpu",
     dtype: str = "fp32",
     channels_last: bool = True,
-    compile: bool = False,
+    compile: CompileSetting = False,
     backend: str = "torch",
     deploy: bool = True,
 ) -> PreparedNetwork:
@@ -230,6 +350,11 @@ def prepare_network(
     Args are `Upscaler`'s. The given model is never modified, except in the one case where it runs as it is
     (fp32, nothing to fold or `deploy` False): then it is put in eval mode, moved to `device`, and its 4-D
     parameters converted to channels-last with `channels_last` (values unchanged).
+
+    compile="auto" applies where it pays and is safe: the torch backend on the CPU, a network that is the
+    Upscaler's own copy (deployed or low-precision: a model that runs as given may be changed by its owner,
+    which frozen weights would not follow), single-image models without extra inputs or noise. Elsewhere it
+    means False.
 
     Raises:
         ConfigError: unknown dtype or backend, or a combination the backend does not run.
@@ -241,18 +366,22 @@ def prepare_network(
         if dtype not in ("auto", "fp32"):
             raise ConfigError(f"the onnxruntime backend runs fp32 only, not {dtype}")
         resolve_dtype(dtype, dev, model)  # validates the name
-        if compile:
+        if compile is True:
             raise ConfigError("compile applies to the torch backend only")
         if model.info.inputs:
             raise ConfigError(f"{model.info.name} takes extra inputs ({', '.join(model.info.inputs)}); the "
                               "onnxruntime backend runs single-input models only")
+        if model.info.multi_frame:
+            raise ConfigError(f"{model.info.name} is a multi-frame model; the onnxruntime backend runs "
+                              "single-image models only")
     from srkit.export.graph import needs_deploy
 
     # The ONNX export always folds what can be folded (`srkit.export.onnx`), whatever `deploy` says.
     deployed = needs_deploy(model) and (deploy or backend == "onnxruntime")
     resolved = "fp32" if backend == "onnxruntime" else resolve_dtype(dtype, dev, model)
     key = NetworkKey(cast(Backend, backend), str(dev), resolved, bool(channels_last and backend == "torch"),
-                     bool(compile), deployed)
+                     _resolve_compile(compile, model, dev, backend, own_copy=deployed or resolved != "fp32"),
+                     deployed)
     if not deployed and resolved == "fp32" and backend == "torch":
         return _prepare(model, key, dev)
     stamp = _weights_stamp(model)
@@ -263,6 +392,20 @@ def prepare_network(
             hit = per_model[key] = _prepare(model, key, dev)
             hit.stamp = stamp
     return hit
+
+
+def _resolve_compile(compile: object, model: SRModel, dev: torch.device, backend: str, *,
+                     own_copy: bool) -> CompileSetting:
+    if compile is not True and compile is not False and compile != "auto":
+        raise ConfigError(f"compile must be True, False or 'auto', got {compile!r}")
+    if backend != "torch":
+        return False
+    if compile == "auto":
+        info = model.info
+        applies = (dev.type == "cpu" and own_copy and not info.channel_agnostic and not info.inputs
+                   and not info.noise_channels and not getattr(info, "multi_frame", False))
+        return "auto" if applies else False
+    return bool(compile)
 
 
 def _weights_stamp(model: SRModel) -> int:

@@ -16,7 +16,8 @@ import torch
 from srkit.errors import ConfigError
 from srkit.infer import engine
 from srkit.infer.engine import AlphaMode, Request, TileSetting, Tiling
-from srkit.infer.network import Backend, DtypePolicy, cpu_has_fast_bf16, prepare_network, resolve_dtype
+from srkit.infer.network import (Backend, CompileSetting, DtypePolicy, compiling_now, cpu_has_fast_bf16,
+                                 prepare_network, resolve_dtype)
 from srkit.srmodel import SRModel
 
 __all__ = ["Upscaler", "auto_tile_side", "cpu_has_fast_bf16", "resolve_dtype"]
@@ -39,9 +40,14 @@ class Upscaler:
         overlap: blend width for whole-image-receptive-field models (default tile // 8, at least 8).
         channels_last: run convolutions in channels-last memory format (oneDNN's and cuDNN's fast layout; no
             effect on the result beyond float rounding).
-        compile: wrap the network in `torch.compile` (first calls per input shape are slow; worth it for many
-            same-sized tiles). If compiling or running the compiled network fails, it warns once and stays on
-            eager execution.
+        compile: run the network compiled by `torch.compile` (Inductor, weights frozen into the graph; colour
+            handling included), one graph per input shape (`srkit.infer.network.CompileSetting`). "auto" (the
+            default): on the CPU, an image size compiles once it has spent 10 s in eager calls (a compilation
+            takes 8-30 s on a small CPU), so single images never wait for the compiler and long runs on one
+            size get the compiled speed; `warmup` compiles at once. True: each input shape compiles on its first
+            call. False: never. The compiled network computes the same function up to float rounding. If
+            compiling or running the compiled network fails, it stays on eager execution (with a warning for
+            True).
         tta: the default of the x8 geometric self-ensemble for calls that do not say (8x the time; a small PSNR
             gain; equivariant, so tiling stays exact).
         batch: run up to this many same-shaped tiles in one call. Output equals unbatched up to float rounding.
@@ -69,7 +75,7 @@ class Upscaler:
         tile: TileSetting = None,
         overlap: int | None = None,
         channels_last: bool = True,
-        compile: bool = False,
+        compile: CompileSetting = "auto",
         tta: bool = False,
         batch: int = 1,
         backend: Backend = "torch",
@@ -141,14 +147,16 @@ class Upscaler:
         return self._network.net
 
     def settings(self) -> dict:
-        """What this Upscaler actually does: backend, compute dtype, deployed, channels_last, compiled, tta, batch."""
+        """What this Upscaler actually does: backend, compute dtype, deployed, channels_last, compiled (the compile
+        setting in effect: True, "auto" or False; False where it does not apply or compiling failed; stable over
+        the Upscaler's life except for such a failure), tta, batch."""
         key = self._network.key
         return {
             "backend": key.backend,
             "dtype": key.dtype,
             "deployed": self._network.deployed,
             "channels_last": key.channels_last,
-            "compiled": self._network.compiled,
+            "compiled": self._network.compile_setting,
             "tta": self._tta,
             "batch": self._tiling.batch,
             "tile": self._tiling.tile,
@@ -178,3 +186,26 @@ class Upscaler:
         """Upscale an (H, W) / (H, W, C<=4) image array; returns the same dtype and layout, scaled by `scale`
         (`srkit.infer.engine.run_array`: gray, alpha, transparent-colour fill, bit depth as `srkit.upscale`)."""
         return engine.run_array(self, image, self.request(alpha=alpha, tta=tta, inputs=inputs, seed=seed))
+
+    def warmup(self, image: np.ndarray, *, alpha: AlphaMode = "bicubic", tta: bool | None = None) -> float:
+        """Upscale `image` once, compiling the network now for every input shape that call uses (with compile
+        "auto" or True; tiles, TTA and gray images may use several): later images of the same size, layout
+        and options run compiled from their first call. For services and benchmarks, which would rather pay
+        the compilation (seconds) up front than after `compile="auto"`'s 10 s of eager work. Returns the seconds
+        it took; with compile False (or where compiling does not apply or failed) it is one eager upscale."""
+        import time
+
+        start = time.perf_counter()
+        with compiling_now():
+            self.upscale(image, alpha=alpha, tta=tta)
+        return time.perf_counter() - start
+
+    def upscale_clip(self, frames: np.ndarray, *, tta: bool | None = None, window: int | None = None,
+                     context: int | None = None) -> np.ndarray:
+        """Upscale a clip, a (T, H, W[, C]) array of frames (C = 1 or 3; uint8, uint16 or float in [0, 1]) ->
+        (T, sH, sW[, C]) of the same dtype (`srkit.infer.clips.upscale_clip`): a multi-frame model sees it in
+        windows of `window` frames (default `ModelInfo.frames`) with `context` frames on each side (default
+        `ModelInfo.frame_context`); a single-image model upscales each frame on its own."""
+        from srkit.infer.clips import upscale_clip
+
+        return upscale_clip(self, frames, self.request(tta=tta), window=window, context=context)

@@ -23,6 +23,21 @@ _OFFSET = np.array([16.0, 128.0, 128.0], dtype=np.float64)
 _YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
 
 
+def _floats(a: np.ndarray) -> tuple:
+    """A float64 array as nested tuples of Python floats (the same values)."""
+    return tuple(_floats(r) for r in a) if a.ndim > 1 else tuple(float(v) for v in a)
+
+
+# The tensor paths build their constants from Python floats, not numpy arrays: `torch.compile` then folds them
+# into the graph (a numpy array becomes a guarded input, and its guard fails under inference mode).
+_RGB_TO_YCBCR_01 = _floats(_RGB_TO_YCBCR / 255.0)  # RGB [0, 1] -> YCbCr on the [0, 1] scale
+_OFFSET_01 = _floats(_OFFSET / 255.0)
+_INV_255 = _floats(_YCBCR_TO_RGB * 255.0)  # YCbCr [0, 1] scale -> RGB [0, 1]
+_LUMA_W = _floats((_YCBCR_TO_RGB * 255.0)[:, :1, None])  # (3, 1, 1): the Y column
+_CHROMA_M = _floats((_YCBCR_TO_RGB * 255.0)[:, 1:])  # (3, 2): the Cb, Cr columns
+_FOLDED_BIAS = _floats(-((_YCBCR_TO_RGB * 255.0) @ (_OFFSET / 255.0))[:, None, None])  # (3, 1, 1)
+
+
 def _scale_of(x: np.ndarray | torch.Tensor) -> float:
     """Full-scale value of the input: 255 for uint8, 65535 for uint16, 1 for float."""
     dtype = x.dtype
@@ -59,8 +74,8 @@ def rgb_to_ycbcr(image, *, y_only: bool = False):
             raise ShapeError(f"rgb_to_ycbcr expects a (..., 3, H, W) tensor, got {tuple(image.shape)}")
         if not image.is_floating_point():
             raise ShapeError("rgb_to_ycbcr expects a float tensor in [0, 1]")
-        m = torch.as_tensor(_RGB_TO_YCBCR / 255.0, dtype=image.dtype, device=image.device)
-        off = torch.as_tensor(_OFFSET / 255.0, dtype=image.dtype, device=image.device)
+        m = torch.tensor(_RGB_TO_YCBCR_01, dtype=image.dtype, device=image.device)
+        off = torch.tensor(_OFFSET_01, dtype=image.dtype, device=image.device)
         if y_only:
             m, off = m[:1], off[:1]
         out = torch.einsum("oc,...chw->...ohw", m, image)
@@ -88,18 +103,18 @@ def ycbcr_to_rgb(image):
     Raises:
         ShapeError: the channel axis does not have 3 entries.
     """
-    inv = _YCBCR_TO_RGB * 255.0
     if isinstance(image, torch.Tensor):
         if image.ndim < 3 or image.shape[-3] != 3:
             raise ShapeError(f"ycbcr_to_rgb expects a (..., 3, H, W) tensor, got {tuple(image.shape)}")
-        m = torch.as_tensor(inv, dtype=image.dtype, device=image.device)
-        off = torch.as_tensor(_OFFSET / 255.0, dtype=image.dtype, device=image.device)
+        m = torch.tensor(_INV_255, dtype=image.dtype, device=image.device)
+        off = torch.tensor(_OFFSET_01, dtype=image.dtype, device=image.device)
         return torch.einsum("oc,...chw->...ohw", m, image - off[:, None, None])
     arr = np.asarray(image)
     if arr.ndim < 1 or arr.shape[-1] != 3:
         raise ShapeError(f"ycbcr_to_rgb expects a (..., 3) array, got shape {arr.shape}")
     scale = _scale_of(arr)
     x = arr.astype(np.float64) / scale
+    inv = _YCBCR_TO_RGB * 255.0
     return ((x - _OFFSET / 255.0) @ inv.T) * scale
 
 
@@ -107,8 +122,9 @@ def luma_chroma_to_rgb(y: torch.Tensor, cbcr: torch.Tensor) -> torch.Tensor:
     """`ycbcr_to_rgb` of Y and CbCr given as separate tensors, without concatenating them first.
 
     Used where Y and CbCr come from different paths (a Y-channel SR model and bicubic chroma): at HR size the
-    concatenation and the offset subtraction are whole extra passes over memory, so the matrix and the offsets
-    are applied as a 3x2 matrix on CbCr, one multiply-add of Y and one add of the folded offsets.
+    concatenation and the offset subtraction are whole extra passes over memory, so the output is three
+    broadcast multiply-adds (Cb, Cr, Y columns of the matrix) onto the folded offsets: elementwise, which
+    `torch.compile` fuses into one loop with what comes before it (a matrix product would stay a separate call).
 
     Args:
         y: (B, 1, H, W) float, Y on the [0, 1] scale of `rgb_to_ycbcr`.
@@ -120,10 +136,9 @@ def luma_chroma_to_rgb(y: torch.Tensor, cbcr: torch.Tensor) -> torch.Tensor:
     """
     if y.ndim != 4 or y.shape[1] != 1 or cbcr.ndim != 4 or cbcr.shape[1] != 2 or y.shape[-2:] != cbcr.shape[-2:]:
         raise ShapeError(f"expected (B, 1, H, W) Y and (B, 2, H, W) CbCr, got {tuple(y.shape)} and {tuple(cbcr.shape)}")
-    inv = _YCBCR_TO_RGB * 255.0
-    bias = -(inv @ (_OFFSET / 255.0))
-    m = torch.as_tensor(inv[:, 1:], dtype=y.dtype, device=y.device)
-    w_y = torch.as_tensor(inv[:, :1, None], dtype=y.dtype, device=y.device)[None]  # (1, 3, 1, 1)
-    b = torch.as_tensor(bias[:, None, None], dtype=y.dtype, device=y.device)
-    out = torch.einsum("oc,...chw->...ohw", m, cbcr)
-    return out.addcmul_(y, w_y).add_(b)
+    m = torch.tensor(_CHROMA_M, dtype=y.dtype, device=y.device)[None, :, :, None]  # (1, 3, 2, 1)
+    w_y = torch.tensor(_LUMA_W, dtype=y.dtype, device=y.device)[None]  # (1, 3, 1, 1)
+    b = torch.tensor(_FOLDED_BIAS, dtype=y.dtype, device=y.device)[None]  # (1, 3, 1, 1)
+    out = torch.addcmul(b, cbcr[:, :1], m[:, :, :1])
+    out.addcmul_(cbcr[:, 1:], m[:, :, 1:])
+    return out.addcmul_(y, w_y)

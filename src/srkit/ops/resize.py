@@ -34,7 +34,7 @@ from torch import nn
 
 from srkit.errors import ConfigError, ShapeError
 
-__all__ = ["imresize_matlab", "resize_kernel_names", "resize_contributions", "MatlabResize"]
+__all__ = ["imresize_matlab", "resize_kernel_names", "resize_contributions", "upscale_cubic", "MatlabResize"]
 
 
 # --------------------------------------------------------------------------------------
@@ -414,6 +414,86 @@ def _upscale_axis_torch(x: torch.Tensor, dim: int, phases: tuple[np.ndarray, np.
     shape = list(x.shape)
     shape[dim] = n * s
     return torch.stack(outs, dim=dim + 1).reshape(shape)
+
+
+# Periodic taps per integer scale (None: not periodic), filled on first use by `_periodic_cubic_taps`.
+_PERIODIC_TAPS: dict[int, tuple[int, int, tuple[tuple[tuple[int, float], ...], ...]] | None] = {}
+# Shortest axis the mirror extension of `upscale_cubic` reproduces exactly (tested from here up).
+_MIN_PERIODIC_LEN = 2
+
+
+@torch.compiler.assume_constant_result
+def _periodic_cubic_taps(s: int) -> tuple[int, int, tuple[tuple[tuple[int, float], ...], ...]] | None:
+    """``(lo, hi, taps)`` of the modern MATLAB cubic upscale by the integer `s`, as `s` polyphase filters over the
+    axis extended by a symmetric mirror of `lo` pixels before it and `hi` after it: output ``s*i + p`` is
+    ``sum(w * ext[i + o] for o, w in taps[p])``. None when MATLAB's contributions are not periodic (scales that
+    are not powers of two: their coordinates are not exact in float64). Plain Python numbers, computed once per
+    scale, so that torch.compile takes them as constants (`assume_constant_result`) instead of tracing numpy."""
+    if s in _PERIODIC_TAPS:
+        return _PERIODIC_TAPS[s]
+    spec = None
+    n = 64
+    phases = _integer_upscale_phases(n, s, "cubic", "modern")
+    if phases is not None:
+        off, w, ext_src = phases
+        for lo in range(0, 4):
+            hi = len(ext_src) - n - lo
+            if (0 <= hi <= 3 and np.array_equal(ext_src[:lo], np.arange(lo)[::-1])
+                    and np.array_equal(ext_src[lo : lo + n], np.arange(n))
+                    and np.array_equal(ext_src[lo + n :], np.arange(n - 1, n - 1 - hi, -1))):
+                taps = tuple(tuple((int(off[p, t]), float(w[p, t])) for t in range(w.shape[1]) if w[p, t] != 0)
+                             for p in range(s))
+                spec = (lo, hi, taps)
+                break
+    _PERIODIC_TAPS[s] = spec
+    return spec
+
+
+def _mirror_extend(x: torch.Tensor, dim: int, lo: int, hi: int) -> torch.Tensor:
+    """`x` with `lo` mirrored pixels before and `hi` after it along `dim`, edge pixel repeated (MATLAB's
+    symmetric padding; needs ``x.shape[dim] >= max(lo, hi)``)."""
+    n = x.shape[dim]
+    parts = [x.narrow(dim, 0, lo).flip(dim)] if lo else []
+    parts.append(x)
+    if hi:
+        parts.append(x.narrow(dim, n - hi, hi).flip(dim))
+    return torch.cat(parts, dim) if len(parts) > 1 else x
+
+
+@torch.compiler.disable
+def _imresize_outside_graph(x: torch.Tensor, scale: int) -> torch.Tensor:
+    # The general path builds its tables with numpy: under torch.compile it runs eagerly, between two graphs.
+    return imresize_matlab(x, float(scale))
+
+
+def upscale_cubic(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """MATLAB bicubic upscale of a float tensor (..., H, W) by an integer `scale`: the same values as
+    ``imresize_matlab(x, scale)``, bit for bit, in the same dtype.
+
+    For scales 2, 4, 8 (periodic contributions) it is written with slices, a mirror padding and Python
+    constants only, so that `torch.compile` traces it into the graph (and fuses it with what surrounds it);
+    other scales and axes shorter than 2 pixels go through `imresize_matlab` (outside the graph when compiled).
+    """
+    spec = _periodic_cubic_taps(int(scale))
+    if spec is None or x.dim() < 2 or min(x.shape[-2], x.shape[-1]) < _MIN_PERIODIC_LEN:
+        return _imresize_outside_graph(x, int(scale))
+    lo, hi, taps = spec
+    y = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    for dim in (y.dim() - 2, y.dim() - 1):  # rows first, as MATLAB on equal scales
+        n = y.shape[dim]
+        ext = _mirror_extend(y, dim, lo, hi)
+        outs = []
+        for phase in taps:
+            acc = None
+            for o, wt in phase:
+                term = ext.narrow(dim, o, n) * wt
+                acc = term if acc is None else acc.add_(term)
+            assert acc is not None
+            outs.append(acc)
+        shape = list(y.shape)
+        shape[dim] = n * int(scale)
+        y = torch.stack(outs, dim=dim + 1).reshape(shape)
+    return y.to(x.dtype)
 
 
 def _imresize_torch(

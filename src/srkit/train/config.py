@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from srkit.data.clips import ClipCfg
 from srkit.degrade.pipeline import DegradationCfg
 from srkit.degrade.steps import STEP_OPS
 from srkit.errors import ConfigError
@@ -123,6 +124,8 @@ class DataCfg(BaseModel):
     color: Literal["rgb", "y"] | None = None  # None: from the model's input channels (1 -> "y")
     # LR made from each HR patch on the fly by a random degradation (srkit.degrade); None: bicubic, once per image.
     degradation: DegradationCfg | None = None
+    # Train on synthetic clips made from the images (srkit.train.clips): frames and motion; None: single patches.
+    clips: ClipCfg | None = None
 
     @field_validator("degradation", mode="before")
     @classmethod
@@ -517,6 +520,8 @@ def dump_config(cfg: RunConfig) -> str:
     # Unset newer options are left out, so a fidelity run's config.yaml reads as before they existed.
     if data.get("gan") is None:
         data.pop("gan", None)
+    if data["data"].get("clips") is None:
+        data["data"].pop("clips", None)
     for term in data.get("loss") or []:
         for key in ("layers", "weights", "before_relu"):
             if term.get(key) is None:

@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -54,6 +55,10 @@ from srkit.train.runtime import (
     init_distributed,
     worker_ignore_signals,
 )
+
+if TYPE_CHECKING:
+    from srkit.data.clips import ClipFolder, ValidationClips
+    from srkit.data.folders import HRFolder, ValidationImages
 
 __all__ = ["FitResult", "StepBatchSampler", "TrainingError", "fit", "lr_at", "validate"]
 
@@ -373,6 +378,9 @@ class _Run:
     best_step: int | None
     last_val_step: int | None
     acc: dict[str, float]
+    # Set by _data(): patches (clips in clip mode) and validation images (clips), None off rank 0.
+    dataset: HRFolder | ClipFolder
+    val_images: ValidationImages | ValidationClips | None
 
     def __init__(self, cfg: RunConfig, run_dir: Path, dctx: Dist, device: torch.device, stop: StopRequest):
         self.cfg, self.run_dir, self.dctx, self.device, self.stop = cfg, run_dir, dctx, device, stop
@@ -409,7 +417,13 @@ class _Run:
         model = build(cfg.model.arch, cfg.model.scale, **cfg.model.options)
         if cfg.model.init is not None and not resume:  # a resumed run's checkpoint already holds the weights
             _load_init(model, cfg.model.init)
-        self.conditioned = _check_conditioned(cfg, model.info.inputs)
+        # A stochastic model trains by denoising (srkit.train.diffusion): the network predicts x0 from x_t.
+        self.diffusion = None
+        if model.info.noise_channels > 0:
+            from srkit.train.diffusion import DiffusionSteps
+
+            self.diffusion = DiffusionSteps(cfg, model)
+        self.conditioned = self.diffusion is None and _check_conditioned(cfg, model.info.inputs)
         channels = model.info.in_channels
         color = cfg.data.color or ("y" if channels == 1 else "rgb")
         if (color == "y") != (channels == 1):
@@ -417,6 +431,10 @@ class _Run:
                 f"data.color: {color!r} data does not fit {cfg.model.arch}, which takes {channels} channel"
                 f"{'s' if channels != 1 else ''} (use color: {'y' if channels == 1 else 'rgb'}, or leave it unset)"
             )
+        from srkit.train.clips import check_clip_mode
+
+        check_clip_mode(cfg, model.info.multi_frame, color)
+        self.multi_frame = model.info.multi_frame
         # The resolved config (data root and colour filled in) is what config.yaml records.
         self.cfg = cfg = parse_config({**cfg.model_dump(), "data": {**cfg.data.model_dump(), "color": color}})
         self.color: str = color  # = cfg.data.color from here on
@@ -469,6 +487,19 @@ class _Run:
             degradation = Degradation(d.degradation)
         # on: batch - the loader yields RGB HR patches and _loop degrades each batch on the training device.
         self.batch_degradation = degradation if degradation is not None and degradation.cfg.on == "batch" else None
+        if d.clips is not None:  # clip mode (srkit.train.clips): clips made on the fly from the images
+            from srkit.data.clips import ClipFolder, ValidationClips
+
+            self.dataset = ClipFolder(train_files, scale=cfg.model.scale, patch_size=d.patch_size, cfg=d.clips,
+                                      degradation=degradation, samples_per_epoch=d.samples_per_epoch,
+                                      seed=cfg.train.seed)
+            self.has_val = bool(val_files)
+            self.val_images = None
+            if val_files and self.dctx.main:
+                self.val_images = ValidationClips(val_files, scale=cfg.model.scale, cfg=d.clips,
+                                                  degradation=degradation, max_side=d.val_max_side,
+                                                  seed=cfg.train.seed)
+            return
         self.dataset = HRFolder(
             train_files, scale=cfg.model.scale, patch_size=d.patch_size,
             color="rgb" if self.batch_degradation is not None else self.color, sampler=d.sampler,
@@ -672,17 +703,18 @@ class _Run:
             if self.gan is not None:  # D: the same schedule shape, its own peak
                 self.gan.set_lr(lr_at(step, self.gan.cfg.optim.lr, cfg.schedule, total, time_fraction))
             train_g = self.gan is None or self.gan.trains_generator(step)  # False: D-only warm-up
-            lr_img = lr_img.to(dev, non_blocking=True).contiguous(memory_format=self.memory_format)
+            lr_img = self._on_device(lr_img)
             hr_img = hr_img.to(dev, non_blocking=True)
             with amp, nullcontext() if train_g else torch.no_grad():
                 if self.distiller is not None:
                     self.distiller.teach(lr_img)
-                # a conditioned model is told each sample's (noise sigma, JPEG quality)
+                # a conditioned model is told each sample's (noise sigma, JPEG quality); a diffusion model gets x_t
+                # of a random timestep and predicts x0 (the "sr" the loss terms compare with HR)
                 kw = {} if levels is None else {"noise": levels[:, 0].to(dev), "jpeg": levels[:, 1].to(dev)}
+                if self.diffusion is not None:
+                    kw = self.diffusion.inputs(lr_img, hr_img, _step_seed(tr.seed + 2, self.dctx.rank, step))
                 sr = self.net(lr_img, **kw)
-            # Losses in fp32: FFT and small differences lose too much in bf16.
-            loss, terms = self.criterion(sr.float(), hr_img)
-            terms = {k: float(v) for k, v in terms.items()}
+            sr, hr_img, loss, terms = self._losses(sr, hr_img)
             if self.distiller is not None:
                 d_loss, d_terms = self.distiller.loss(sr)
                 loss = loss + d_loss
@@ -727,11 +759,39 @@ class _Run:
                 return step, None
         return step, None
 
+    def _on_device(self, lr_img: torch.Tensor) -> torch.Tensor:
+        """The LR batch on the training device in the training memory format (clips for a multi-frame model are
+        5-D: channels-last is then the model's business, frame by frame)."""
+        fmt = self.memory_format if lr_img.ndim == 4 else torch.contiguous_format
+        return lr_img.to(self.device, non_blocking=True).contiguous(memory_format=fmt)
+
+    def _losses(self, sr: torch.Tensor, hr_img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                        dict[str, float]]:
+        """(sr, hr, loss, terms) of the loss terms: in fp32 (FFT and small differences lose too much in bf16);
+        clips through a multi-frame model are scored over every frame (sr and hr come back as frames), and a
+        model's own auxiliary loss is added (`srkit.train.clips`)."""
+        if sr.ndim == 5:
+            sr, hr_img = sr.flatten(0, 1), hr_img.flatten(0, 1)
+        loss, raw = self.criterion(sr.float(), hr_img)
+        terms = {k: float(v) for k, v in raw.items()}
+        if self.cfg.data.clips is not None:
+            from srkit.train.clips import auxiliary_loss
+
+            aux = auxiliary_loss(self.model)  # e.g. a flow estimator's alignment loss
+            if aux is not None:
+                loss = loss + aux.float()
+                terms["aux"] = float(aux.detach())
+        return sr, hr_img, loss, terms
+
     def _batch(self, batch, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(LR, HR, levels) of one step: the loader's batch, degraded here for ``on: batch``; levels (B, 2) of the
         samples' (noise sigma, JPEG quality) for a conditioned model, else None."""
         lr_img, hr_img = batch[0], batch[1]
         levels = batch[2] if len(batch) > 2 else None
+        if lr_img.ndim == 5:  # clips (srkit.train.clips): a single-image model gets their frames as images
+            from srkit.train.clips import frames_as_images
+
+            lr_img, hr_img = frames_as_images(lr_img, hr_img, self.multi_frame)
         if self.batch_degradation is None:
             return lr_img, hr_img, levels
         tr = self.cfg.train
@@ -804,7 +864,12 @@ class _Run:
 
     def _validate(self, step: int) -> tuple[float, float]:
         net = self.ema.module if self.ema is not None else self.model
-        p, s = validate(net, self.val_images, self.cfg.model.scale, self.device)
+        if self.cfg.data.clips is not None:
+            from srkit.train.clips import validate_clips
+
+            p, s = validate_clips(net, self.val_images, self.cfg.model.scale, self.device)
+        else:
+            p, s = validate(net, self.val_images, self.cfg.model.scale, self.device)
         self.last_val_step = step
         if self.best_psnr is None or p > self.best_psnr:
             self.best_psnr, self.best_step = p, step

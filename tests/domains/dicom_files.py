@@ -49,3 +49,18 @@ def write_ct(path: Path, pixels: np.ndarray, *, slope: float = 1.0, intercept: f
         ds.PixelData = pixels.astype(pixels.dtype.newbyteorder("<")).tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def encapsulate_as(path: Path, syntax, frame: bytes) -> Path:
+    """Rewrite the DICOM file at `path` in place with one encapsulated (compressed) `frame` under transfer syntax
+    `syntax` (the bytes are not checked against it)."""
+    import pydicom
+    from pydicom.encaps import encapsulate
+
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = syntax
+    ds.PixelData = encapsulate([frame])
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    ds.save_as(path, enforce_file_format=True)
+    return path

@@ -15,9 +15,8 @@ pydicom = pytest.importorskip("pydicom")
 if int(pydicom.__version__.split(".")[0]) < 3:
     pytest.skip("pydicom >= 3 (its pixel encoders and float pixel data)", allow_module_level=True)
 
-from domains.dicom_files import write_ct  # noqa: E402  (after the importorskip)
+from domains.dicom_files import encapsulate_as, write_ct  # noqa: E402  (after the importorskip)
 from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
-from pydicom.encaps import encapsulate  # noqa: E402
 from pydicom.uid import (  # noqa: E402
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
@@ -190,15 +189,6 @@ def _j2k(px: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _encapsulated(path: Path, syntax, frame: bytes) -> Path:
-    ds = pydicom.dcmread(path)
-    ds.file_meta.TransferSyntaxUID = syntax
-    ds.PixelData = encapsulate([frame])
-    ds["PixelData"].VR = "OB"
-    ds["PixelData"].is_undefined_length = True
-    ds.save_as(path, enforce_file_format=True)
-    return path
-
 
 def test_jpeg2000_lossless_input_written_in_its_syntax_or_rle(tmp_path):
     from pydicom.pixels import get_decoder
@@ -206,7 +196,7 @@ def test_jpeg2000_lossless_input_written_in_its_syntax_or_rle(tmp_path):
     if not get_decoder(JPEG2000Lossless).is_available:
         pytest.skip("no JPEG 2000 decoder")
     px = np.tile(np.linspace(10, 240, 16).astype(np.uint8), (16, 1))
-    src = _encapsulated(write_ct(tmp_path / "j.dcm", px, slope=1.0, intercept=0.0), JPEG2000Lossless, _j2k(px))
+    src = encapsulate_as(write_ct(tmp_path / "j.dcm", px, slope=1.0, intercept=0.0), JPEG2000Lossless, _j2k(px))
     out = pydicom.dcmread(upscale_file(src, tmp_path / "o.dcm", "bicubic", scale=2))
     want = JPEG2000Lossless if dicom_mod._encoder_available(JPEG2000Lossless) else RLELossless
     assert out.file_meta.TransferSyntaxUID == want
@@ -223,7 +213,7 @@ def test_lossy_jpeg_input_written_rle_and_flagged_lossy(tmp_path):
     px = np.tile(np.linspace(20, 230, 16).astype(np.uint8), (16, 1))
     buf = io.BytesIO()
     Image.fromarray(px).save(buf, format="JPEG", quality=95)
-    src = _encapsulated(write_ct(tmp_path / "j.dcm", px, slope=1.0, intercept=0.0), JPEGBaseline8Bit,
+    src = encapsulate_as(write_ct(tmp_path / "j.dcm", px, slope=1.0, intercept=0.0), JPEGBaseline8Bit,
                         buf.getvalue())
     out = pydicom.dcmread(upscale_file(src, tmp_path / "o.dcm", "bicubic", scale=2))
     assert out.file_meta.TransferSyntaxUID == RLELossless  # never re-encoded lossily

@@ -13,7 +13,7 @@ import pytest
 pydicom = pytest.importorskip("pydicom")
 nib = pytest.importorskip("nibabel")
 
-from domains.dicom_files import write_ct  # noqa: E402  (after the importorskips)
+from domains.dicom_files import encapsulate_as, write_ct  # noqa: E402  (after the importorskips)
 
 from srkit.domains import DomainOptions  # noqa: E402
 from srkit.errors import ConfigError, ImageReadError  # noqa: E402
@@ -154,17 +154,6 @@ def test_missing_pixel_data_is_one_line(tmp_path, srkit_cli):
     assert not (tmp_path / "o.dcm").exists()
 
 
-def _encapsulated(path: Path, syntax, frame: bytes) -> Path:
-    from pydicom.encaps import encapsulate
-
-    ds = pydicom.dcmread(path)
-    ds.file_meta.TransferSyntaxUID = syntax
-    ds.PixelData = encapsulate([frame])
-    ds["PixelData"].VR = "OB"
-    ds["PixelData"].is_undefined_length = True
-    ds.save_as(path, enforce_file_format=True)
-    return path
-
 
 def test_compressed_without_a_decoder_is_refused(tmp_path):
     from pydicom.uid import JPEGLSLossless
@@ -177,7 +166,7 @@ def test_compressed_without_a_decoder_is_refused(tmp_path):
     except ImportError:
         pass
     src = write_ct(tmp_path / "j.dcm", phantom(8, 8).astype(np.uint16), slope=1.0, intercept=0.0)
-    _encapsulated(src, JPEGLSLossless, b"\xff\xd8\xff\xf7\xff\xd9")
+    encapsulate_as(src, JPEGLSLossless, b"\xff\xd8\xff\xf7\xff\xd9")
     with pytest.raises(ConfigError, match="pylibjpeg") as e:
         upscale_file(src, tmp_path / "o.dcm", "bicubic", scale=2)
     assert "\n" not in str(e.value) and "python-gdcm" in str(e.value) and "JPEG-LS" in str(e.value)
@@ -203,7 +192,7 @@ def test_compressed_with_a_decoder_is_decoded(tmp_path):
     src = write_ct(tmp_path / "j.dcm", px, slope=1.0, intercept=0.0)
     buf = io.BytesIO()
     Image.fromarray(px).save(buf, format="JPEG", quality=100)
-    _encapsulated(src, JPEGBaseline8Bit, buf.getvalue())
+    encapsulate_as(src, JPEGBaseline8Bit, buf.getvalue())
     b = pydicom.dcmread(upscale_file(src, tmp_path / "o.dcm", "bicubic", scale=2))
     assert b.file_meta.TransferSyntaxUID == RLELossless
     assert b.pixel_array.shape == (32, 32) and abs(float(b.pixel_array.mean()) - float(px.mean())) < 3

@@ -15,8 +15,8 @@ pydicom = pytest.importorskip("pydicom")
 if int(pydicom.__version__.split(".")[0]) < 3:
     pytest.skip("pydicom >= 3 (its pixel encoders and float pixel data)", allow_module_level=True)
 
-from domains.dicom_files import encapsulate_as, write_ct  # noqa: E402  (after the importorskip)
-from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
+from domains.dicom_files import encapsulate_as, new_dataset, write_ct  # noqa: E402  (after the importorskip)
+from pydicom.dataset import Dataset  # noqa: E402
 from pydicom.uid import (  # noqa: E402
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
@@ -33,16 +33,7 @@ from srkit.infer.files import upscale_file  # noqa: E402
 
 
 def _base(rows: int, cols: int, **kw) -> Dataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.1"
-    ds.SeriesInstanceUID = generate_uid()
+    ds = new_dataset(SecondaryCaptureImageStorage)
     ds.Modality = "OT"
     ds.ImageType = ["ORIGINAL", "PRIMARY"]
     ds.PixelSpacing = [0.5, 0.5]

@@ -77,8 +77,10 @@ class ModelCfg(BaseModel):
     scale: int = Field(gt=0)
     options: dict[str, Any] = Field(default_factory=dict)
     # Start from these weights instead of a random init (fine-tuning, longer schedules): a shipped model name or
-    # a weights file whose network is exactly arch/scale/options (a run's best.safetensors keeps the training form).
-    init: str | None = None
+    # a weights file whose network is exactly arch/scale/options (a run's best.safetensors keeps the training form);
+    # or a mapping {submodule: model} that starts parts of a composite network from models of their own layout
+    # ({clean: balanced-x4, restore: real-x4-ctrl} for ecbsr-ctrl-gated).
+    init: str | dict[str, str] | None = None
 
     @field_validator("arch")
     @classmethod
@@ -320,6 +322,18 @@ class GanCfg(BaseModel):
         return v
 
 
+class MonotoneCfg(BaseModel):
+    """Monotonic cleaning for a conditioned model (`srkit.train.strength`): `samples` images of each batch are run
+    at two random strengths s_a < s_b, and loss += weight * mean relu(HF(sr_b) - (1 - margin (s_b - s_a)) HF(sr_a))
+    / HF(sr_a), HF the mean absolute Laplacian of the output's luma."""
+
+    model_config = _STRICT
+
+    weight: float = Field(default=1.0, gt=0)
+    samples: int = Field(default=4, ge=1)
+    margin: float = Field(default=0.1, ge=0, lt=1)
+
+
 class RunConfig(BaseModel):
     """Everything a training run depends on (saved as `run_dir/config.yaml`)."""
 
@@ -334,6 +348,7 @@ class RunConfig(BaseModel):
     train: TrainCfg
     distill: DistillCfg | None = None
     gan: GanCfg | None = None  # None: no discriminator (fidelity training)
+    monotone: MonotoneCfg | None = None  # conditioned models: output smoother as the strength rises
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:

@@ -207,18 +207,32 @@ class _EpochKeyed(Dataset):
 # ----------------------------------------------------------------------------------------------- init
 
 
-def _load_init(model: nn.Module, init: str) -> None:
+def _load_init(model: nn.Module, init: str | dict[str, str]) -> None:
     """Copy the weights of `init` (shipped name or file) into `model`; ConfigError when the networks differ.
 
     A conditioned network (`srkit.archs.conditioned`) also starts from its blind counterpart (``real-x4`` for
-    ``ecbsr-ctrl`` with real-x4's options): the head's weights for the level maps start at zero."""
+    ``ecbsr-ctrl`` with real-x4's options): the head's weights for the level maps start at zero. A mapping
+    {submodule: model} starts each named part of the network (``clean``, ``restore``) from that model."""
     from srkit.models import load_model, same_layout
 
+    if isinstance(init, dict):
+        module = getattr(model, "module", model)
+        for part, source in init.items():
+            try:
+                sub = module.get_submodule(part)
+            except AttributeError:
+                names = ", ".join(n for n, _ in module.named_children())
+                raise ConfigError(f"model.init: {part!r} is not a part of {type(module).__name__} "
+                                  f"(parts: {names})") from None
+            _load_init(sub, source)
+        return
     try:
         theirs = load_model(init).state_dict()
     except SrkitError as e:
         raise ConfigError(f"model.init: {e}") from None
-    blind = getattr(getattr(model, "module", None), "load_blind_state_dict", None)
+    if not hasattr(model, "info"):  # a part of a composite network: the model's module keys, unprefixed
+        theirs = {k.removeprefix("module."): v for k, v in theirs.items()}
+    blind = getattr(getattr(model, "module", model), "load_blind_state_dict", None)
     if not same_layout(theirs, model.state_dict()) and blind is not None:
         try:
             blind({k.removeprefix("module."): v for k, v in theirs.items()})
@@ -450,6 +464,14 @@ class _Run:
 
             self.distiller = Distiller(cfg.distill, self.model, self.device, in_channels=channels)
         self.criterion = CompositeLoss(cfg.loss).to(self.device)
+        self.monotone = None  # conditioned models: the monotonic-cleaning term (srkit.train.strength)
+        if cfg.monotone is not None:
+            if not self.conditioned:
+                raise ConfigError(f"monotone: {cfg.model.arch} takes no noise / JPEG levels; the term needs a "
+                                  "conditioned model (ecbsr-ctrl, ecbsr-ctrl-gated)")
+            from srkit.train.strength import MonotoneStrength
+
+            self.monotone = MonotoneStrength(cfg.monotone)
         self.gan = None  # the discriminator side of a GAN run (srkit.train.gan)
         if cfg.gan is not None:
             from srkit.train.gan import Adversary
@@ -706,15 +728,11 @@ class _Run:
             lr_img = self._on_device(lr_img)
             hr_img = hr_img.to(dev, non_blocking=True)
             with amp, nullcontext() if train_g else torch.no_grad():
-                if self.distiller is not None:
-                    self.distiller.teach(lr_img)
-                # a conditioned model is told each sample's (noise sigma, JPEG quality); a diffusion model gets x_t
-                # of a random timestep and predicts x0 (the "sr" the loss terms compare with HR)
-                kw = {} if levels is None else {"noise": levels[:, 0].to(dev), "jpeg": levels[:, 1].to(dev)}
-                if self.diffusion is not None:
-                    kw = self.diffusion.inputs(lr_img, hr_img, _step_seed(tr.seed + 2, self.dctx.rank, step))
-                sr = self.net(lr_img, **kw)
+                sr, extra = self._forward(lr_img, hr_img, levels, step)
             sr, hr_img, loss, terms = self._losses(sr, hr_img)
+            if extra is not None:
+                loss = loss + extra[0]
+                terms.update(extra[1])
             if self.distiller is not None:
                 d_loss, d_terms = self.distiller.loss(sr)
                 loss = loss + d_loss
@@ -758,6 +776,24 @@ class _Run:
             if final:  # train.steps reached, or the max_minutes budget spent
                 return step, None
         return step, None
+
+    def _forward(self, lr_img: torch.Tensor, hr_img: torch.Tensor, levels: torch.Tensor | None,
+                 step: int) -> tuple[torch.Tensor, tuple[torch.Tensor, dict[str, float]] | None]:
+        """The generator's output for this step and the monotonic-cleaning (loss, terms) of a conditioned model
+        (else None), in the caller's autocast / grad mode; the distiller's teacher sees the same batch."""
+        tr, dev, rank = self.cfg.train, self.device, self.dctx.rank
+        if self.distiller is not None:
+            self.distiller.teach(lr_img)
+        # a conditioned model is told each sample's (noise sigma, JPEG quality); a diffusion model gets x_t of a
+        # random timestep and predicts x0 (the "sr" the loss terms compare with HR)
+        kw = {} if levels is None else {"noise": levels[:, 0].to(dev), "jpeg": levels[:, 1].to(dev)}
+        if self.diffusion is not None:
+            kw = self.diffusion.inputs(lr_img, hr_img, _step_seed(tr.seed + 2, rank, step))
+        sr = self.net(lr_img, **kw)
+        extra = None
+        if self.monotone is not None:
+            extra = self.monotone.loss(self.net, lr_img, _step_seed(tr.seed + 3, rank, step))
+        return sr, extra
 
     def _on_device(self, lr_img: torch.Tensor) -> torch.Tensor:
         """The LR batch on the training device in the training memory format (clips for a multi-frame model are

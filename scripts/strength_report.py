@@ -1,8 +1,8 @@
 """Issue 19's numbers and figure for a trained conditioned model (real-x4-ctrl): the model card's tables, the
 targets checked, and docs/strength.png.
 
-    SRKIT_DATA=../shared/datasets python scripts/strength_report.py --model runs/real-x4-ctrl/best.safetensors \\
-        --json runs/real-x4-ctrl/strength_report.json --figure docs/strength.png
+    SRKIT_DATA=../shared/datasets python scripts/strength_report.py --model runs/real-x4-ctrl-gated/best.safetensors \\
+        --json runs/real-x4-ctrl-gated/strength_report.json --figure docs/strength.png
 
 What it measures (PSNR dB on the Y channel, border 4, as `srkit eval`; LR cached like `srkit eval --degradation`):
 
@@ -227,8 +227,8 @@ def targets(rows, clean, mono) -> list[tuple[str, bool]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=str(REPO / "runs" / "real-x4-ctrl" / "best.safetensors"),
-                    help="the conditioned model (weights file or name)")
+    ap.add_argument("--model", default="real-x4-ctrl",
+                    help="the conditioned model (weights file or name; default: the shipped real-x4-ctrl)")
     ap.add_argument("--blind", default="real-x4", help="the blind model it is compared with")
     ap.add_argument("--clean-ref", default="balanced-x4", help="the clean-input model of the strength-0 check")
     ap.add_argument("--data", default=None, help="datasets folder (default: $SRKIT_DATA, else ../shared/datasets)")

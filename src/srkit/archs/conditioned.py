@@ -142,7 +142,7 @@ class GatedECBSR(nn.Module):
     so g is 0 exactly when the user says there is nothing to clean (noise 0, JPEG quality 100: strength 0) and
     rises with either level; a and b are learnt. ``clean`` is frozen (its parameters do not require grad): at
     strength 0 the output is the clean model's, whatever the restoration network learns. When every image of a
-    batch has g = 0 the restoration network is not run at all (16,011 MACs per output pixel instead of 45,639).
+    batch has g = 0 the restoration network is not run at all (16,011 MACs per output pixel instead of 45,567).
 
     Args:
         module_nums / channel_nums: the restoration network's body (M, C); colors: 3 (RGB) or 1.

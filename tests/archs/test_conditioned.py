@@ -58,10 +58,11 @@ def test_forward_takes_floats_or_per_image_tensors():
     assert not torch.allclose(first, other)  # the levels reach the network
 
 
-def test_without_levels_it_estimates_them_per_image():
+@pytest.mark.parametrize("arch", ["ecbsr-ctrl", "ecbsr-ctrl-gated"])
+def test_without_levels_it_estimates_them_per_image(arch):
     from srkit.degrade.estimate import estimate_levels_batch
 
-    m = small()
+    m = small() if arch == "ecbsr-ctrl" else rand_model(arch, 4, **SMALL, clean_module_nums=2, clean_channel_nums=6)
     x = torch.rand(1, 3, 24, 24)
     noise, jpeg = estimate_levels_batch(x)
     with torch.no_grad():

@@ -89,16 +89,6 @@ def test_the_restoration_network_is_skipped_when_nothing_needs_cleaning(monkeypa
     assert macs_clean < macs_all
 
 
-def test_without_levels_it_estimates_them():
-    m = small()
-    x = torch.rand(1, 3, 16, 16)
-    from srkit.degrade.estimate import estimate_levels_batch
-
-    noise, jpeg = estimate_levels_batch(x)
-    with torch.no_grad():
-        assert torch.equal(m(x), m(x, noise=noise, jpeg=jpeg))
-
-
 def test_deploy_save_load_and_detection_round_trip(tmp_path):
     m = small()
     d = deploy(m)

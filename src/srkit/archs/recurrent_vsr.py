@@ -27,8 +27,8 @@ arch                       default options                              MACs per
 =========================  ===========================================  =======================
 
 The single-frame network's 8 blocks are the nearest that is not cheaper than the multi-frame one (4 % more). Run on
-a video by the engine (`srkit.infer.clips`: windows of 16 output frames with 4 frames of context on each side), each
-kept frame costs 24/16 of the model's figure, about 16,300 MACs per output pixel.
+a video by the engine (`srkit.infer.clips`: windows of 16 output frames with 8 frames of context on each side), each
+kept frame costs 32/16 of the model's figure, about 21,700 MACs per output pixel.
 
 Shapes: ``recurrent-vsr`` takes a clip (B, T, C, h, w) in [0, 1] and returns (B, T, C, s h, s w); a 4-D input
 (B, C, h, w) is B one-frame clips (then no flow is computed: a one-frame clip has no neighbour). Any h, w >= 1 (the
@@ -72,7 +72,7 @@ LICENSE = "Apache-2.0"
 #: Output frames per window when the engine runs a video through ``recurrent-vsr`` (`ModelInfo.frames`).
 WINDOW = 16
 #: Frames of context the engine adds on each side of a window and discards (`ModelInfo.frame_context`).
-CONTEXT = 4
+CONTEXT = 8
 
 
 # --------------------------------------------------------------------------------------------- pure functions

@@ -27,6 +27,7 @@ PURPOSE: dict[str, str] = {
     "real-x4-gan": "x4 for real photos, GAN-tuned for natural texture; RGB",
     "real-x4-ctrl": "x4 for real photos with a strength you set (--strength, --noise/--jpeg); RGB",
     "diffusion-x4": "x4 for real photos by residual-shifting diffusion: generated detail (--steps 1..15, --seed); RGB",
+    "video-x4": "x4 for video: each frame with what its neighbours saw (recurrent, flow-aligned); RGB",
 }
 
 CLASSICAL_PURPOSE = "baseline; MATLAB imresize, any integer scale"

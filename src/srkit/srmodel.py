@@ -145,14 +145,8 @@ class SRModel(nn.Module):
         return self.module(x, **(inputs or {}))
 
     def _forward_y(self, x: torch.Tensor, inputs: dict) -> torch.Tensor:
-        from srkit.ops import rgb_to_ycbcr
-        from srkit.ops.color import luma_chroma_to_rgb
-        from srkit.ops.resize import upscale_cubic
+        from srkit.ops.color import upscale_rgb_by_luma
 
         if x.shape[1] == 1:
             return self._run(x, inputs)
-        ycc = rgb_to_ycbcr(x)
-        y = self._run(ycc[:, :1], inputs)
-        # MATLAB bicubic chroma (`imresize_matlab`'s values), written so that torch.compile traces it too.
-        cbcr = upscale_cubic(ycc[:, 1:], self.info.scale)
-        return luma_chroma_to_rgb(y.to(cbcr.dtype), cbcr)
+        return upscale_rgb_by_luma(lambda y: self._run(y, inputs), x, self.info.scale)

@@ -160,7 +160,6 @@ class GatedECBSR(nn.Module):
         if gate_gain <= 0:
             raise ConfigError(f"gate_gain: must be > 0, got {gate_gain}")
         self.scale = scale
-        self.rgb_range = 1.0
         self.restore = ConditionedECBSR(module_nums, channel_nums, scale=scale, colors=colors, deploy=deploy,
                                         edge_branches=edge_branches)
         self.clean = ECBSR(clean_module_nums, clean_channel_nums, scale=scale, colors=1, deploy=deploy,
@@ -171,21 +170,19 @@ class GatedECBSR(nn.Module):
 
     def gate(self, x: Tensor, noise: float | Tensor, jpeg: float | Tensor) -> Tensor:
         """(B, 1, 1, 1) blend weight in [0, 1) of the restoration network for images `x` at these levels."""
-        maps = level_maps(x[:, :, :1, :1], noise, jpeg).float()[:, :, 0, 0]  # (B, 2) normalised levels
+        b = x.shape[0]
+        levels = torch.stack([_per_image(noise, b, x, "noise") / NOISE_FULL,
+                              (100.0 - _per_image(jpeg, b, x, "jpeg")) / JPEG_SPAN], dim=1)  # (B, 2), as level_maps
         gain = torch.nn.functional.softplus(self.gate_raw.float())
-        return torch.tanh((maps.clamp(min=0) * gain).sum(dim=1)).view(-1, 1, 1, 1)
+        return torch.tanh((levels.clamp(min=0) * gain).sum(dim=1)).view(-1, 1, 1, 1)
 
     def clean_output(self, x: Tensor) -> Tensor:
         """The clean network's SR of `x`: on luma for RGB input, with MATLAB-bicubic chroma."""
         if x.shape[1] == 1:
             return self.clean(x)
-        from srkit.ops.color import luma_chroma_to_rgb, rgb_to_ycbcr
-        from srkit.ops.resize import upscale_cubic
+        from srkit.ops.color import upscale_rgb_by_luma
 
-        ycc = rgb_to_ycbcr(x)
-        y = self.clean(ycc[:, :1])
-        cbcr = upscale_cubic(ycc[:, 1:], self.scale)
-        return luma_chroma_to_rgb(y.to(cbcr.dtype), cbcr)
+        return upscale_rgb_by_luma(self.clean, x, self.scale)
 
     def forward(self, x: Tensor, noise: float | Tensor | None = None,
                 jpeg: float | Tensor | None = None) -> Tensor:
@@ -281,7 +278,7 @@ ECBSR_CTRL_SPEC = ArchSpec(
 ECBSR_CTRL_GATED_SPEC = ArchSpec(
     build=build_ecbsr_ctrl_gated, family="conditioned", paper=PAPER, repo=REPO, license=LICENSE, scales=(2, 3, 4),
     in_channels=3, out_channels=3, color_space="rgb", size_multiple=1,
-    # both networks see head + M body + tail convs; MATLAB-bicubic chroma needs 2 LR px
+    # the deeper of the two networks' head + M body + tail 3x3 convs (the bicubic chroma needs only 2 LR px)
     receptive_field=lambda o: max(int(o.get("module_nums", 12)), int(o.get("clean_module_nums", 12))) + 2,
     safe_dtypes=("fp32", "bf16"), label=_gated_label, inputs=LEVEL_INPUTS,
 )

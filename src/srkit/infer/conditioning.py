@@ -33,6 +33,7 @@ __all__ = [
     "file_jpeg_quality",
     "level_inputs",
     "needs_estimate",
+    "levels_at",
     "strength_levels",
     "takes_levels",
 ]
@@ -87,10 +88,16 @@ def check_levels(strength: Any = None, noise: Any = None, jpeg: Any = None) -> N
         check_jpeg(jpeg)
 
 
+def levels_at(s):
+    """``(noise, jpeg) = (50 s, 100 - 90 s)`` for strength s: a float or a tensor of strengths, unchecked (the
+    one formula; training draws strengths as tensors, `strength_levels` checks a user's)."""
+    return 50.0 * s, 100.0 - 90.0 * s
+
+
 def strength_levels(strength: float) -> dict[str, float]:
     """``{"noise": 50 s, "jpeg": 100 - 90 s}`` for strength s in [0, 1]."""
-    s = check_strength(strength)
-    return {"noise": 50.0 * s, "jpeg": 100.0 - 90.0 * s}
+    noise, jpeg = levels_at(check_strength(strength))
+    return {"noise": noise, "jpeg": jpeg}
 
 
 def takes_levels(info: ModelInfo) -> bool:

@@ -8,6 +8,7 @@ Reference: ITU-R BT.601-7; MATLAB `rgb2ycbcr` documentation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import overload
 
 import numpy as np
@@ -142,3 +143,19 @@ def luma_chroma_to_rgb(y: torch.Tensor, cbcr: torch.Tensor) -> torch.Tensor:
     out = torch.addcmul(b, cbcr[:, :1], m[:, :, :1])
     out.addcmul_(cbcr[:, 1:], m[:, :, 1:])
     return out.addcmul_(y, w_y)
+
+
+def upscale_rgb_by_luma(luma_upscaler: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                        scale: int) -> torch.Tensor:
+    """How srkit runs a Y-channel SR network on colour: (B, 3, H, W) RGB in [0, 1] -> (B, 3, sH, sW).
+
+    The BT.601 luma (`rgb_to_ycbcr`) goes through `luma_upscaler` ((B, 1, H, W) -> (B, 1, sH, sW)), the chroma
+    through MATLAB bicubic (`srkit.ops.resize.upscale_cubic`, which `torch.compile` traces), and
+    `luma_chroma_to_rgb` puts them back together in the chroma's dtype.
+    """
+    from srkit.ops.resize import upscale_cubic
+
+    ycc = rgb_to_ycbcr(x)
+    y = luma_upscaler(ycc[:, :1])
+    cbcr = upscale_cubic(ycc[:, 1:], scale)
+    return luma_chroma_to_rgb(y.to(cbcr.dtype), cbcr)

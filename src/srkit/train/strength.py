@@ -4,8 +4,8 @@ A conditioned model (`srkit.archs.conditioned`) is trained with L1 at each sampl
 nothing about what it does at the other levels a user may set with ``--strength``: nothing stops it from
 sharpening again when told of more damage than there is (real-x4-ctrl's high-frequency energy rose from strength
 0.75 to 1 on 26 of 42 Set14 cases). This term states the contract directly. Each step, ``samples`` images of the
-batch are run at two strengths ``s_a < s_b`` (levels ``noise = 50 s``, ``jpeg = 100 - 90 s``, as
-`srkit.infer.conditioning.strength_levels`) drawn per image, and the term is::
+batch are run at two strengths ``s_a < s_b`` (levels ``noise = 50 s``, ``jpeg = 100 - 90 s``,
+`srkit.infer.conditioning.levels_at`) drawn per image, and the term is::
 
     weight * mean_i relu(HF(sr_b) - (1 - margin * (s_b - s_a)) * HF(sr_a)) / HF(sr_a)
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from srkit.infer.conditioning import levels_at
 from srkit.train.config import MonotoneCfg
 
 _LUMA = (0.299, 0.587, 0.114)
@@ -56,8 +57,8 @@ class MonotoneStrength:
         dev = x.device
         hf = []
         for s in (s_a, s_b):
-            sr = net(x, noise=(50.0 * s).to(dev), jpeg=(100.0 - 90.0 * s).to(dev))
-            hf.append(hf_energy(sr))
+            noise, jpeg = levels_at(s)
+            hf.append(hf_energy(net(x, noise=noise.to(dev), jpeg=jpeg.to(dev))))
         hf_a, hf_b = hf
         bound = (1.0 - self.cfg.margin * (s_b - s_a)).to(dev) * hf_a
         excess = torch.relu(hf_b - bound) / hf_a.clamp(min=1e-3)

@@ -317,10 +317,11 @@ class ResShiftSR(nn.Module):
         up = F.interpolate(lr.float(), scale_factor=self.scale, mode="bicubic", align_corners=False)
         return self._unshuffle(up)
 
-    def base(self, lr: Tensor, y0: Tensor) -> Tensor:
-        """The prior's x0 (unshuffled, [-1, 1]): ECBSR(lr) or y0 itself."""
+    def base(self, lr: Tensor, y0: Tensor | None = None) -> Tensor:
+        """The prior's x0 (unshuffled, [-1, 1]): ECBSR(lr), or without a prior y0 (`upsampled(lr)` when not
+        given)."""
         if self.prior is None:
-            return y0
+            return self.upsampled(lr) if y0 is None else y0
         if self.freeze_prior:
             with torch.no_grad():
                 return self._unshuffle(self.prior(lr))
@@ -375,7 +376,7 @@ class ResShiftSR(nn.Module):
         if x_t is not None:
             if t is None:
                 raise ValueError("a training prediction needs the timesteps t with x_t")
-            y = self._shuffle(self.denoise(x_t, t, self.base(x, self.upsampled(x)), x))
+            y = self._shuffle(self.denoise(x_t, t, self.base(x), x))
         else:
             y = self.sample(x, noise, self.check_steps(steps))
         return y[..., : h * s, : w * s]

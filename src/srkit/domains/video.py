@@ -308,10 +308,7 @@ def _encode(av: Any, src: Path, up: Upscaler, request: Request, look: Look, boun
             segments.finish()
             return
         for run in _batches(iter_frames(src, start_pts=bounds[first - 1] if first > 0 else None), batch):
-            h, w = run[0][0].shape[:2]
-            if (w, h) != (look.width, look.height):
-                raise ImageReadError(f"cannot read '{src}': the frame size changes mid-stream ({look.width} x "
-                                     f"{look.height} -> {w} x {h})")
+            _check_size(src, look, run[0][0])
             todo = [(a, pts, dur, k) for a, pts, dur in run if (k := bisect.bisect_right(bounds, pts)) not in done]
             if not todo:
                 continue
@@ -422,15 +419,8 @@ def evaluate_clip(src: str | os.PathLike[str], up: Upscaler, request: Request, *
         from srkit.infer.clips import iter_clip
 
         lrs = (a for a, _, _ in itertools.islice(iter_frames(path), max_frames))
-        pending: list[np.ndarray] = []
-
-        def remember(stream):
-            for a in stream:
-                pending.append(a)
-                yield a
-
-        for sr in iter_clip(up, remember(lrs), request):
-            lr = pending.pop(0)
+        to_model, to_score = itertools.tee(lrs)  # holds the frames the model has read and not yet given back
+        for sr, lr in zip(iter_clip(up, to_model, request), to_score):
             in_score.update(lr, lr)
             out_score.update(sr, lr)
             n += 1
